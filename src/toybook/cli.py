@@ -1,0 +1,167 @@
+"""The ``toybook`` command: ``list``, ``train`` and ``eval``.
+
+Errors in arguments or inputs print one line and exit with status 2; no tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from toybook.checkpoint import load_checkpoint, record_evaluation, save_checkpoint
+from toybook.errors import ToybookError
+from toybook.evaluation import evaluate
+from toybook.presets import PRESETS, get_preset
+from toybook.tasks import TASKS
+from toybook.training import train
+from toybook.zoo import list_models, load_shipped
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.command(args)
+    except ToybookError as error:
+        print(f"toybook: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("toybook: interrupted", file=sys.stderr)
+        return 130
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="toybook", description="Train, evaluate and list toybook models."
+    )
+    commands = top.add_subparsers(required=True, metavar="COMMAND")
+
+    listing = commands.add_parser("list", help="tasks, presets and shipped models")
+    listing.set_defaults(command=cmd_list)
+
+    training = commands.add_parser("train", help="train a model from a named preset")
+    training.add_argument("name", metavar="NAME", help="a preset: " + ", ".join(PRESETS))
+    training.add_argument("--steps", type=positive_int, help="override the preset's steps")
+    training.add_argument("--seed", type=int, help="override the preset's seed")
+    training.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    training.add_argument("--out", type=Path, help="checkpoint path (default: checkpoints/NAME)")
+    training.add_argument("--snapshot-every", type=positive_int, help="keep weights every K steps")
+    training.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    training.add_argument("--quiet", action="store_true", help="no progress bar")
+    training.set_defaults(command=cmd_train)
+
+    evaluating = commands.add_parser("eval", help="accuracy of a shipped or saved model")
+    evaluating.add_argument("task", metavar="TASK", help="a task or shipped model name")
+    evaluating.add_argument("--checkpoint", type=Path, help="a saved checkpoint (default: shipped)")
+    evaluating.add_argument("--n", type=positive_int, default=10_000, help="random sequences")
+    evaluating.add_argument("--seed", type=int, default=12345, help="seed of the sample")
+    evaluating.add_argument("--device", default="cpu")
+    evaluating.add_argument(
+        "--record", action="store_true", help="store the result in the checkpoint's sidecar"
+    )
+    evaluating.set_defaults(command=cmd_eval)
+    return top
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def check_device(device: str) -> str:
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise ToybookError(f"unknown device {device!r}; use cpu or cuda") from None
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ToybookError(f"device {device!r} requested but CUDA is not available here")
+    return device
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    print("Tasks")
+    for name, cls in TASKS.items():
+        task = cls()
+        print(
+            f"  {name:<12} n_ctx {task.n_ctx:<4} d_vocab {task.d_vocab:<3} "
+            f"d_vocab_out {task.d_vocab_out:<3} {cls.description}"
+        )
+    print("Presets (toybook train NAME)")
+    for name, preset in PRESETS.items():
+        print(f"  {name:<12} {preset.train.steps} steps  {preset.summary}")
+    print("Shipped models (toybook.load_model(NAME))")
+    models = list_models()
+    if not models:
+        print("  none")
+    for info in models:
+        line = (
+            f"  {info.name:<12} task {info.task:<12} {info.n_parameters:,} params  "
+            f"{info.steps} steps  eval acc {info.metrics.get('eval_acc', float('nan')):.4%}"
+        )
+        for label, result in info.evaluations.items():
+            line += f"  {label}: {result['n'] - result['n_wrong']:,}/{result['n']:,} correct"
+        print(line)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    preset = get_preset(args.name)
+    device = check_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = {
+        key: value
+        for key, value in (
+            ("steps", args.steps), ("seed", args.seed), ("snapshot_every", args.snapshot_every)
+        )
+        if value is not None
+    }
+    train_config = preset.train.__class__(**{**preset.train.to_dict(), **overrides})
+    result = train(preset.task, preset.model, train_config, device=device, progress=not args.quiet)
+    out = args.out or Path("checkpoints") / preset.name
+    sidecar = save_checkpoint(result, out)
+    final = result.final_metrics
+    print(
+        f"trained {preset.name} for {train_config.steps} steps in {result.wall_time_s:.1f} s: "
+        f"train loss {final['train_loss']:.3g}, eval acc {final['eval_acc']:.4%}"
+    )
+    print(f"saved {sidecar.with_suffix('.safetensors')} and {sidecar}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    device = check_device(args.device)
+    if args.checkpoint is not None:
+        checkpoint = load_checkpoint(args.checkpoint, device=device)
+        if args.task not in (checkpoint.task.name, checkpoint.name):
+            raise ToybookError(
+                f"checkpoint {args.checkpoint} is a {checkpoint.task.name!r} model, "
+                f"not {args.task!r}"
+            )
+    else:
+        checkpoint = load_shipped(args.task, device=device)
+    task = checkpoint.task
+    tokens = task.eval_data(args.n, args.seed)
+    exhaustive = hasattr(task, "all_inputs") and len(tokens) == len(task.all_inputs())
+    result = evaluate(checkpoint.model, task, tokens)
+    what = "all inputs" if exhaustive else f"{result.n:,} random sequences (seed {args.seed})"
+    print(f"{checkpoint.name} on {what}: {result.n - result.n_wrong:,}/{result.n:,} correct, "
+          f"accuracy {result.acc:.4%}, loss {result.loss:.3g}")
+    if task.n_answers <= 12:
+        per_pos = "  ".join(
+            f"{name} {acc:.4%}" for name, acc in zip(task.answer_names, result.acc_per_pos)
+        )
+        print(f"per answer position: {per_pos}")
+    if args.record:
+        label = "exhaustive" if exhaustive else f"random_{args.n}_seed{args.seed}"
+        record_evaluation(checkpoint.path, label, result.to_dict())
+        print(f"recorded as {label!r} in {checkpoint.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

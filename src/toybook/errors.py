@@ -1,0 +1,33 @@
+"""Errors that name the problem.
+
+Every error toybook raises on bad input derives from :class:`ToybookError`, so the
+CLI can print one line and exit, and callers can catch one type.
+"""
+
+from __future__ import annotations
+
+
+class ToybookError(ValueError):
+    """Base class for toybook's input, task and checkpoint errors."""
+
+
+class UnknownTaskError(ToybookError, KeyError):
+    """A task name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would wrap the message in quotes
+        return str(self.args[0])
+
+
+class UnknownModelError(ToybookError, KeyError):
+    """A shipped-model name that does not exist."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class InvalidTokensError(ToybookError):
+    """A token tensor with the wrong type, shape, length or contents for its task."""
+
+
+class CheckpointError(ToybookError):
+    """A checkpoint that is missing, corrupted, tampered with, or inconsistent."""

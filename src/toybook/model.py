@@ -1,0 +1,141 @@
+"""Model configuration and construction on transformer-lens 4's ``TransformerBridge``.
+
+``build_model`` turns a :class:`ModelConfig` into a randomly initialised
+``TransformerBridge.boot_native`` model whose hooks (``blocks.0.attn.hook_pattern``,
+``run_with_cache``, ``run_with_hooks``) and weight views (``W_Q``, ``OV``, ``QK``) work
+as in TransformerLens. Two additions of ours:
+
+- ``use_biases=False`` zeroes every bias and freezes it (several seed models have none);
+- every forward call checks its input first, so an out-of-range token or an over-long
+  sequence raises :class:`~toybook.errors.InvalidTokensError` instead of an
+  ``IndexError`` from inside an embedding.
+
+Shapes: B batch, T sequence length, V ``d_vocab_out``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from transformer_lens.config import TransformerBridgeConfig
+from transformer_lens.model_bridge import TransformerBridge
+
+from toybook.errors import ToybookError
+from toybook.tasks.base import check_token_tensor
+
+if TYPE_CHECKING:
+    from toybook.tasks import Task
+
+NORMALIZATIONS = ("LN", "LNPre", "RMS", "RMSPre", None)
+POSITIONAL_EMBEDDINGS = ("standard", "rotary")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The architecture of a toy transformer (maps onto ``TransformerBridgeConfig``)."""
+
+    n_layers: int
+    n_heads: int
+    d_model: int
+    d_head: int
+    d_vocab: int  # input tokens
+    d_vocab_out: int  # logits per position
+    n_ctx: int  # longest sequence
+    d_mlp: int | None = None  # None: attention-only
+    act_fn: str = "relu"  # MLP activation: relu, gelu, solu_ln, ...
+    normalization_type: str | None = "LN"  # LN, LNPre, RMS, RMSPre or None
+    positional_embedding_type: str = "standard"  # standard or rotary
+    use_biases: bool = True  # False: every bias is zero and frozen
+
+    def __post_init__(self) -> None:
+        for field in ("n_layers", "n_heads", "d_model", "d_head", "d_vocab", "d_vocab_out", "n_ctx"):
+            if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
+                raise ToybookError(f"ModelConfig.{field} must be a positive integer")
+        if self.normalization_type not in NORMALIZATIONS:
+            raise ToybookError(
+                f"ModelConfig.normalization_type must be one of {NORMALIZATIONS}, "
+                f"got {self.normalization_type!r}"
+            )
+        if self.positional_embedding_type not in POSITIONAL_EMBEDDINGS:
+            raise ToybookError(
+                f"ModelConfig.positional_embedding_type must be one of {POSITIONAL_EMBEDDINGS}"
+            )
+
+    @property
+    def attn_only(self) -> bool:
+        return self.d_mlp is None
+
+    @classmethod
+    def for_task(cls, task: "Task", **architecture: Any) -> "ModelConfig":
+        """A config with the task's vocabulary sizes and context length filled in."""
+        return cls(
+            d_vocab=task.d_vocab, d_vocab_out=task.d_vocab_out, n_ctx=task.n_ctx, **architecture
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ToybookError(f"unknown ModelConfig fields: {sorted(unknown)}")
+        return cls(**values)
+
+    def bridge_config(self, seed: int) -> TransformerBridgeConfig:
+        return TransformerBridgeConfig(
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+            d_model=self.d_model,
+            d_head=self.d_head,
+            d_mlp=self.d_mlp,
+            d_vocab=self.d_vocab,
+            d_vocab_out=self.d_vocab_out,
+            n_ctx=self.n_ctx,
+            act_fn=self.act_fn,
+            attn_only=self.attn_only,
+            normalization_type=self.normalization_type,
+            positional_embedding_type=self.positional_embedding_type,
+            seed=seed,
+        )
+
+
+def build_model(
+    config: ModelConfig, seed: int = 0, device: str | torch.device = "cpu"
+) -> TransformerBridge:
+    """A freshly initialised model; the same seed gives the same weights."""
+    model = TransformerBridge.boot_native(config.bridge_config(seed), device=device)
+    if not config.use_biases:
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name.endswith("bias"):
+                    param.zero_()
+                    param.requires_grad_(False)
+    check = _input_check(config)
+    model.register_forward_pre_hook(check, with_kwargs=True)
+    model.embed.register_forward_pre_hook(check, with_kwargs=True)  # run_with_cache/hooks
+    model.toybook_config = config
+    return model
+
+
+def _input_check(config: ModelConfig):
+    def check(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        tokens = args[0] if args else kwargs.get("input", kwargs.get("input_ids"))
+        if isinstance(tokens, torch.Tensor) and tokens.is_floating_point() and tokens.ndim == 3:
+            return  # a residual stream passed in directly (e.g. start_at_layer)
+        check_token_tensor(tokens, "model input", config.d_vocab, config.n_ctx, exact_length=False)
+
+    return check
+
+
+def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    return [param for param in model.parameters() if param.requires_grad]
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Trainable parameters (frozen zero biases excluded)."""
+    return sum(param.numel() for param in trainable_parameters(model))

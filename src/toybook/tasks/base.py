@@ -1,0 +1,218 @@
+"""What a task is: a token format, a seeded generator and an exact answer check.
+
+A task owns everything that depends on the token format, so that models, the trainer
+and the analysis code never hard-code a position or a token id:
+
+- the format itself, as one :class:`Slot` per position (used to validate inputs and to
+  label tokens in plots);
+- seeded generation of batches, identical on every device (sampled on the CPU from a
+  ``torch.Generator``, then moved);
+- which logits answer which targets, the loss (float64 log-softmax cross-entropy over
+  the answer positions) and exact-match accuracy.
+
+Shapes: B batch, T sequence length (``n_ctx``), A answer positions, V ``d_vocab_out``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from toybook.errors import InvalidTokensError
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One position of a task's token format."""
+
+    name: str  # label in plots: "a0", "BOS", "nl_0", "="
+    tokens: range  # token ids allowed at this position
+    separator: bool = False  # always the one token named by `name`
+
+    @classmethod
+    def fixed(cls, name: str, token: int) -> "Slot":
+        return cls(name, range(token, token + 1), separator=True)
+
+    def describe(self) -> str:
+        if self.separator:
+            return f"{self.name} (token {self.tokens.start})"
+        return f"a token in {self.tokens.start}..{self.tokens.stop - 1}"
+
+
+def make_generator(seed: int | torch.Generator) -> torch.Generator:
+    """A CPU generator: batches are sampled on the CPU so every device sees the same data."""
+    if isinstance(seed, torch.Generator):
+        return seed
+    return torch.Generator().manual_seed(int(seed))
+
+
+class Task(ABC):
+    """Base class of the four tasks. Subclasses are frozen dataclasses of their parameters."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    # ---- what a subclass defines -------------------------------------------------
+    @property
+    @abstractmethod
+    def slots(self) -> tuple[Slot, ...]:
+        """The token format: one slot per position, ``len(slots) == n_ctx``."""
+
+    @property
+    @abstractmethod
+    def d_vocab_out(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def answer_positions(self) -> slice:
+        """Positions whose logits predict the targets: ``logits[:, answer_positions]``."""
+
+    @property
+    @abstractmethod
+    def answer_names(self) -> tuple[str, ...]:
+        """One name per answer position, e.g. ``("b0", "b1", "b2")``."""
+
+    @abstractmethod
+    def _sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """``n`` random sequences ``[n, T]`` (int64, CPU)."""
+
+    @abstractmethod
+    def targets(self, tokens: Tensor) -> Tensor:
+        """The correct answers ``[B, A]`` for well-formed ``tokens [B, T]``."""
+
+    # ---- derived -----------------------------------------------------------------
+    @property
+    def n_ctx(self) -> int:
+        return len(self.slots)
+
+    @property
+    def d_vocab(self) -> int:
+        return max(slot.tokens.stop for slot in self.slots)
+
+    @property
+    def n_answers(self) -> int:
+        return len(self.answer_names)
+
+    def params(self) -> dict[str, Any]:
+        """The task's parameters, as recorded in checkpoints."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def generate(
+        self, n: int, seed: int | torch.Generator = 0, device: str | torch.device = "cpu"
+    ) -> Tensor:
+        """``n`` random well-formed sequences ``[n, T]``; same seed, same batch, any device."""
+        return self._sample(n, make_generator(seed)).to(device)
+
+    def train_batch(self, n: int, generator: torch.Generator) -> Tensor:
+        """One training batch. Tasks with a special training distribution override this."""
+        return self._sample(n, generator)
+
+    def train_data(self) -> Tensor | None:
+        """A fixed training set ``[N, T]``, or ``None`` when training samples fresh data."""
+        return None
+
+    def eval_data(self, n: int = 10_000, seed: int = 12345) -> Tensor:
+        """The held-out evaluation set: a seeded sample, or every input where that is small."""
+        return self.generate(n, seed)
+
+    # ---- validation and labels -----------------------------------------------------
+    def validate(self, tokens: Any) -> Tensor:
+        """Raise :class:`InvalidTokensError` naming the problem unless ``tokens`` is a
+        well-formed ``[B, T]`` integer tensor of this task; return it unchanged."""
+        check_token_tensor(tokens, f"task {self.name!r}", self.d_vocab, self.n_ctx, exact_length=True)
+        for pos, slot in enumerate(self.slots):
+            column = tokens[:, pos]
+            bad = (column < slot.tokens.start) | (column >= slot.tokens.stop)
+            if bool(bad.any()):
+                row = int(bad.nonzero()[0, 0])
+                raise InvalidTokensError(
+                    f"task {self.name!r}: position {pos} ({slot.name}) must be "
+                    f"{slot.describe()}, but row {row} has {int(column[row])}"
+                )
+        return tokens
+
+    def token_labels(self, tokens: Tensor | list[int]) -> list[str]:
+        """Readable labels for one sequence, e.g. ``["BOS", "a0=17", ..., "nl_0"]``."""
+        values = tokens.tolist() if isinstance(tokens, Tensor) else list(tokens)
+        if len(values) > self.n_ctx or (values and isinstance(values[0], list)):
+            raise InvalidTokensError(
+                f"token_labels takes one sequence of at most {self.n_ctx} tokens"
+            )
+        return [
+            slot.name if slot.separator and value == slot.tokens.start else f"{slot.name}={value}"
+            for slot, value in zip(self.slots, values)
+        ]
+
+    # ---- loss and accuracy -------------------------------------------------------
+    def answer_logits(self, logits: Tensor) -> Tensor:
+        """``[B, T, V]`` → ``[B, A, V]``: the logits that predict the answers."""
+        if logits.ndim != 3 or logits.shape[1] != self.n_ctx or logits.shape[2] != self.d_vocab_out:
+            raise InvalidTokensError(
+                f"task {self.name!r} expects logits of shape [batch, {self.n_ctx}, "
+                f"{self.d_vocab_out}], got {tuple(logits.shape)}"
+            )
+        return logits[:, self.answer_positions]
+
+    def token_losses(self, logits: Tensor, tokens: Tensor) -> Tensor:
+        """Cross-entropy ``[B, A]`` of each answer, from a float64 log-softmax."""
+        logprobs = self.answer_logits(logits).double().log_softmax(-1)
+        return -logprobs.gather(-1, self.targets(tokens).unsqueeze(-1)).squeeze(-1)
+
+    def loss(self, logits: Tensor, tokens: Tensor) -> Tensor:
+        """Mean cross-entropy over the batch and the answer positions (float64 scalar)."""
+        return self.token_losses(logits, tokens).mean()
+
+    def correct(self, logits: Tensor, tokens: Tensor) -> Tensor:
+        """``[B, A]`` bool: the arg-max answer equals the target."""
+        return self.answer_logits(logits).argmax(-1) == self.targets(tokens)
+
+    def metrics(self, logits: Tensor, tokens: Tensor) -> dict[str, Any]:
+        """Loss and accuracy, overall and per answer position; tasks may add their own."""
+        losses = self.token_losses(logits, tokens)
+        correct = self.correct(logits, tokens)
+        return {
+            "loss": losses.mean().item(),
+            "acc": correct.all(-1).double().mean().item(),
+            "loss_per_pos": losses.mean(0).tolist(),
+            "acc_per_pos": correct.double().mean(0).tolist(),
+        }
+
+
+def check_token_tensor(
+    tokens: Any, owner: str, d_vocab: int, n_ctx: int, *, exact_length: bool
+) -> None:
+    """Type, shape, length and range checks shared by tasks and models."""
+    if not isinstance(tokens, Tensor):
+        raise InvalidTokensError(
+            f"{owner}: tokens must be a torch.Tensor of token ids, got {type(tokens).__name__}"
+        )
+    if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
+        raise InvalidTokensError(
+            f"{owner}: tokens must have an integer dtype (e.g. torch.long), got {tokens.dtype}"
+        )
+    if tokens.ndim != 2:
+        hint = " (use tokens.unsqueeze(0) for a single sequence)" if tokens.ndim == 1 else ""
+        raise InvalidTokensError(
+            f"{owner}: tokens must have shape [batch, {n_ctx}], got {tuple(tokens.shape)}{hint}"
+        )
+    length = tokens.shape[1]
+    if exact_length and length != n_ctx:
+        raise InvalidTokensError(f"{owner}: sequences have {n_ctx} tokens, got length {length}")
+    if length > n_ctx:
+        raise InvalidTokensError(
+            f"{owner}: sequences have at most {n_ctx} tokens (n_ctx), got length {length}"
+        )
+    if tokens.numel():
+        low, high = int(tokens.min()), int(tokens.max())
+        if low < 0 or high >= d_vocab:
+            bad = low if low < 0 else high
+            where = (tokens == bad).nonzero()[0].tolist()
+            raise InvalidTokensError(
+                f"{owner}: token {bad} at [row {where[0]}, position {where[1]}] is out of "
+                f"range; the vocabulary is 0..{d_vocab - 1}"
+            )

@@ -1,0 +1,76 @@
+"""``list_update``: copy a list of three values, with one entry replaced (``a[idx] = elt``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from toybook.tasks.base import Slot, Task
+
+LIST_LEN = 3
+N_VALUES = 50
+BOS = 50
+NL = 51
+
+
+@dataclass(frozen=True)
+class ListUpdateTask(Task):
+    """``BOS a0 a1 a2 NL idx elt NL b0 b1 b2`` with ``b = a`` except ``b[idx] = elt``.
+
+    Values are 0..49, ``BOS`` = 50, ``NL`` = 51, ``idx`` in {0, 1, 2}. Worked example:
+    a = [17, 3, 42], idx = 1, elt = 8 → tokens ``50 17 3 42 51 1 8 51 17 8 42``. The
+    answers b0, b1, b2 (positions 8–10) are predicted at positions 7, 8, 9
+    (``logits[:, -4:-1]``).
+    """
+
+    name: ClassVar[str] = "list_update"
+    description: ClassVar[str] = "a[idx] = elt on a list of 3 values in 0..49"
+
+    @property
+    def slots(self) -> tuple[Slot, ...]:
+        values = range(N_VALUES)
+        return (
+            Slot.fixed("BOS", BOS),
+            *(Slot(f"a{i}", values) for i in range(LIST_LEN)),
+            Slot.fixed("nl_0", NL),
+            Slot("idx", range(LIST_LEN)),
+            Slot("elt", values),
+            Slot.fixed("nl_1", NL),
+            *(Slot(f"b{i}", values) for i in range(LIST_LEN)),
+        )
+
+    @property
+    def d_vocab_out(self) -> int:
+        return N_VALUES
+
+    @property
+    def answer_positions(self) -> slice:
+        return slice(7, 10)
+
+    @property
+    def answer_names(self) -> tuple[str, ...]:
+        return tuple(f"b{i}" for i in range(LIST_LEN))
+
+    def _sample(self, n: int, generator: torch.Generator) -> Tensor:
+        a = torch.randint(0, N_VALUES, (n, LIST_LEN), generator=generator)
+        idx = torch.randint(0, LIST_LEN, (n,), generator=generator)
+        elt = torch.randint(0, N_VALUES, (n,), generator=generator)
+        return self.encode(a, idx, elt)
+
+    def encode(self, a: Tensor, idx: Tensor, elt: Tensor) -> Tensor:
+        """Sequences ``[B, 11]`` from lists ``a [B, 3]``, indices ``idx [B]``, values ``elt [B]``."""
+        b = a.clone()
+        b[torch.arange(len(a)), idx] = elt
+        column = torch.full((len(a), 1), 0, dtype=torch.long)
+        return torch.cat(
+            [column + BOS, a, column + NL, idx[:, None], elt[:, None], column + NL, b], dim=1
+        ).long()
+
+    def targets(self, tokens: Tensor) -> Tensor:
+        a, idx, elt = tokens[:, 1:4], tokens[:, 5], tokens[:, 6]
+        b = a.clone()
+        b[torch.arange(len(tokens), device=tokens.device), idx] = elt
+        return b

@@ -1,0 +1,83 @@
+"""The shipped models: checkpoints inside the package, loadable with no network.
+
+``load_model(name)`` takes a task name (that task's default, best model) or a variant's
+name (e.g. ``addition_1l``). Checkpoints live in ``toybook/checkpoints/`` as
+``NAME.safetensors`` + ``NAME.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformer_lens.model_bridge import TransformerBridge
+
+from toybook.checkpoint import Checkpoint, load_checkpoint, read_sidecar
+from toybook.errors import UnknownModelError
+from toybook.tasks import TASKS
+
+SHIPPED_DIR = Path(__file__).parent / "checkpoints"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A shipped model as `toybook list` shows it (read from its sidecar, weights untouched)."""
+
+    name: str
+    task: str
+    n_parameters: int
+    steps: int
+    metrics: dict[str, Any]  # final training-run metrics
+    evaluations: dict[str, Any]  # recorded evaluations, e.g. "exhaustive"
+    path: Path
+
+
+def shipped_names() -> list[str]:
+    return sorted(path.stem for path in SHIPPED_DIR.glob("*.json"))
+
+
+def list_models() -> list[ModelInfo]:
+    """Every shipped model, with the metrics recorded in its sidecar."""
+    infos = []
+    for name in shipped_names():
+        meta = read_sidecar(SHIPPED_DIR / name)
+        infos.append(
+            ModelInfo(
+                name=name,
+                task=meta["task"]["name"],
+                n_parameters=meta["training"]["n_parameters"],
+                steps=meta["training"]["steps"],
+                metrics=meta["final_metrics"],
+                evaluations=meta.get("evaluations", {}),
+                path=SHIPPED_DIR / f"{name}.json",
+            )
+        )
+    return infos
+
+
+def shipped_path(name: str) -> Path:
+    """The sidecar path of shipped model ``name``; a clear error if there is none."""
+    names = shipped_names()
+    if name in names:
+        return SHIPPED_DIR / f"{name}.json"
+    available = ", ".join(names) or "none"
+    if name in TASKS:
+        raise UnknownModelError(
+            f"task {name!r} has no shipped model yet; shipped models: {available}. "
+            f"Train one with `toybook train {name}`."
+        )
+    raise UnknownModelError(
+        f"no shipped model {name!r}; shipped models: {available}; tasks: {', '.join(TASKS)}"
+    )
+
+
+def load_shipped(name: str, device: str | torch.device = "cpu") -> Checkpoint:
+    """A shipped model with its task and metadata (checksum verified)."""
+    return load_checkpoint(shipped_path(name), device=device)
+
+
+def load_model(name: str, device: str | torch.device = "cpu") -> TransformerBridge:
+    """The trained model ``name`` in eval mode; ``model(tokens)`` gives logits ``[B, T, V]``."""
+    return load_shipped(name, device=device).model
