@@ -1,0 +1,38 @@
+# The two quick-start commands are `make book` and `make test`; both create the
+# virtual environment (.venv, CPU torch pinned by constraints.txt) on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: env book book-incremental test test-fast bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[book,test]"
+	touch $(STAMP)
+
+env: $(STAMP)
+
+# A clean build: -W on an incremental build re-emits no warnings and proves nothing.
+book: $(STAMP)
+	$(BIN)/jupyter-book clean . --all
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+book-incremental: $(STAMP)
+	$(BIN)/jupyter-book build .
+
+# The full suite, including the clean book build and a full retraining of max_of_2.
+test: $(STAMP)
+	$(BIN)/python -m pytest -ra
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -ra -m "not slow"
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/training_throughput.py
+	$(BIN)/python benchmarks/book_build.py
+
+clean:
+	rm -rf _build $(VENV) .pytest_cache

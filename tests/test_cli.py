@@ -1,0 +1,73 @@
+"""The `toybook` command: list, train, eval, and one-line errors."""
+
+import subprocess
+import sys
+
+import pytest
+
+from toybook.cli import main
+from toybook.zoo import SHIPPED_DIR
+
+
+def run_cli(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list(capsys):
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0
+    for name in ("list_update", "addition", "majority", "max_of_2"):
+        assert name in out
+    assert "exhaustive: 4,096/4,096 correct" in out
+
+
+def test_eval_shipped(capsys):
+    code, out, _ = run_cli(capsys, "eval", "max_of_2")
+    assert code == 0 and "on all inputs: 4,096/4,096 correct, accuracy 100.0000%" in out
+
+
+def test_train_then_eval(capsys, tmp_path):
+    out_path = tmp_path / "m2"
+    code, out, _ = run_cli(capsys, "train", "max_of_2", "--steps", "30", "--seed", "3", "--out", str(out_path), "--quiet")
+    assert code == 0 and "trained max_of_2 for 30 steps" in out
+    assert out_path.with_suffix(".safetensors").exists() and out_path.with_suffix(".json").exists()
+    code, out, _ = run_cli(capsys, "eval", "max_of_2", "--checkpoint", str(out_path), "--record")
+    assert code == 0 and "/4,096 correct" in out and "recorded as 'exhaustive'" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "max_of_3"], "no training preset 'max_of_3'"),
+        (["eval", "nonsense"], "no shipped model 'nonsense'"),
+        (["eval", "max_of_2", "--checkpoint", "/nonexistent/x"], "does not exist"),
+        (["train", "max_of_2", "--device", "cuda"], "CUDA is not available"),
+        (["train", "max_of_2", "--device", "tpu"], "unknown device 'tpu'"),
+    ],
+)
+def test_errors_are_one_line(capsys, args, message):
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_eval_checkpoint_of_another_task(capsys):
+    code, _, err = run_cli(capsys, "eval", "addition", "--checkpoint", str(SHIPPED_DIR / "max_of_2"))
+    assert code == 2 and "is a 'max_of_2' model, not 'addition'" in err
+
+
+@pytest.mark.parametrize("args", [["train", "max_of_2", "--steps", "0"], ["frobnicate"], []])
+def test_bad_arguments_exit_2(capsys, args):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_console_script_is_installed():
+    result = subprocess.run(["toybook", "eval", "bogus"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("toybook: error: no shipped model 'bogus'")
+    assert result.stderr.count("\n") == 1

@@ -1,0 +1,78 @@
+"""End to end: the book builds from scratch with warnings as errors, and the shipped
+max_of_2 preset retrains from the command line to a model that is right on every input."""
+
+import html
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import toybook
+from toybook.checkpoint import load_checkpoint
+from toybook.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def toc_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [chapter["file"] for chapter in part["chapters"]]
+    return files
+
+
+def page_text(path):
+    text = re.sub(r"<[^>]+>", " ", path.read_text())
+    return re.sub(r"\s+", " ", html.unescape(text))
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory):
+    if shutil.which("jupyter-book") is None:
+        pytest.fail("jupyter-book is not installed: install the book extra (pip install -e '.[book]')")
+    out = tmp_path_factory.mktemp("book")
+    result = subprocess.run(
+        ["jupyter-book", "build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"],
+        capture_output=True, text=True, timeout=1800,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return out / "_build" / "html"
+
+
+@pytest.mark.slow
+def test_book_builds_every_toc_page(built_book):
+    for name in toc_files():
+        page = built_book / f"{name}.html"
+        assert page.exists(), f"{page} was not built"
+        text = page_text(page)
+        assert "Traceback" not in text and "Error" not in text.replace("InvalidTokensError", "")
+
+
+@pytest.mark.slow
+def test_book_numbers_come_from_the_model(built_book):
+    task = toybook.get_task("max_of_2")
+    result = toybook.evaluate(toybook.load_model("max_of_2"), task, task.all_inputs())
+    text = page_text(built_book / "book" / "intro.html")
+    correct = result.n - result.n_wrong
+    assert f"It answers {correct} of the {result.n} inputs correctly, having seen 408 of them" in text
+    assert text.count("<table") == 0 and (built_book / "book" / "intro.html").read_text().count("<table") >= 2
+
+
+@pytest.mark.slow
+def test_max_of_2_preset_retrains_to_full_accuracy(tmp_path, capsys):
+    assert main(["train", "max_of_2", "--out", str(tmp_path / "m"), "--quiet"]) == 0
+    assert "eval acc 100.0000%" in capsys.readouterr().out
+    retrained = load_checkpoint(tmp_path / "m")
+    shipped = toybook.load_shipped("max_of_2")
+    assert retrained.metadata["train_config"] == shipped.metadata["train_config"]
+    tokens = retrained.task.all_inputs()
+    assert torch.equal(retrained.model(tokens)[:, -1].argmax(-1), tokens[:, :2].max(1).values)
+    grok_step = next(row["step"] for row in retrained.metadata["history"] if row["eval_acc"] >= 0.99)
+    late_train_acc = next(row["step"] for row in retrained.metadata["history"] if row["train_acc"] == 1.0)
+    assert late_train_acc < grok_step  # the model memorises its training pairs before it generalises
