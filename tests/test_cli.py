@@ -1,7 +1,9 @@
 """The `toybook` command: list, train, eval, and one-line errors."""
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -67,7 +69,9 @@ def test_bad_arguments_exit_2(capsys, args):
 
 
 def test_console_script_is_installed():
-    result = subprocess.run(["toybook", "eval", "bogus"], capture_output=True, text=True)
+    script = shutil.which("toybook", path=str(Path(sys.executable).parent)) or shutil.which("toybook")
+    assert script is not None, "the toybook console script is not installed"
+    result = subprocess.run([script, "eval", "bogus"], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("toybook: error: no shipped model 'bogus'")
     assert result.stderr.count("\n") == 1

@@ -17,6 +17,7 @@ from toybook.checkpoint import load_checkpoint
 from toybook.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+JUPYTER_BOOK = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
 
 
 def toc_files():
@@ -34,11 +35,11 @@ def page_text(path):
 
 @pytest.fixture(scope="module")
 def built_book(tmp_path_factory):
-    if shutil.which("jupyter-book") is None:
+    if JUPYTER_BOOK is None:
         pytest.fail("jupyter-book is not installed: install the book extra (pip install -e '.[book]')")
     out = tmp_path_factory.mktemp("book")
     result = subprocess.run(
-        ["jupyter-book", "build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"],
+        [JUPYTER_BOOK, "build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"],
         capture_output=True, text=True, timeout=1800,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
