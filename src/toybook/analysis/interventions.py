@@ -1,0 +1,51 @@
+"""Interventions on attention: replace a pattern, remove a head's output, remove positions.
+
+Each ``run_*`` function runs the model once with hooks (via ``run_with_hooks``) and
+returns logits ``[B, T, V]``; the hooks are removed afterwards.
+
+Shapes: B batch, T ``n_ctx``, H heads, V ``d_vocab_out``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+
+def hard_attention(query_pos: int, key_pos: Tensor, head: int = 0) -> Callable:
+    """A ``hook_pattern`` hook: the query at ``query_pos`` attends only to ``key_pos [B]``."""
+
+    def hook(pattern: Tensor, hook=None) -> Tensor:  # pattern [B, H, Q, K]
+        pattern = pattern.clone()
+        one_hot = torch.zeros_like(pattern[:, head, query_pos])
+        one_hot[torch.arange(len(one_hot)), key_pos.to(one_hot.device)] = 1.0
+        pattern[:, head, query_pos] = one_hot
+        return pattern
+
+    return hook
+
+
+@torch.no_grad()
+def run_with_hard_attention(
+    model: torch.nn.Module, tokens: Tensor, query_pos: int, key_pos: Tensor,
+    layer: int = 0, head: int = 0,
+) -> Tensor:
+    """Logits when the query at ``query_pos`` attends only to the keys ``key_pos [B]``."""
+    hook = hard_attention(query_pos, key_pos, head)
+    return model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_pattern", hook)])
+
+
+@torch.no_grad()
+def run_without_attention_output(model: torch.nn.Module, tokens: Tensor, layer: int = 0) -> Tensor:
+    """Logits with layer ``layer``'s attention output zeroed (the OV path removed)."""
+    zero = lambda output, hook=None: torch.zeros_like(output)  # noqa: E731
+    return model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.hook_attn_out", zero)])
+
+
+@torch.no_grad()
+def run_without_positional_embeddings(model: torch.nn.Module, tokens: Tensor) -> Tensor:
+    """Logits with the positional embeddings zeroed everywhere (attention and residual)."""
+    zero = lambda output, hook=None: torch.zeros_like(output)  # noqa: E731
+    return model.run_with_hooks(tokens, fwd_hooks=[("hook_pos_embed", zero)])
