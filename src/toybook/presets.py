@@ -40,7 +40,7 @@ MAX_OF_2 = Preset(
     # test accuracy first reaches 99% at epoch ~3560, after the reference's budget
     train=TrainConfig(
         steps=6000, batch_size=None, lr=1e-3, betas=(0.9, 0.98), weight_decay=1.0,
-        seed=0, log_every=10,
+        seed=0, log_every=10, snapshot_every=100,
     ),
     summary="1L 1H attention-only, d_model 32, no norm, no biases; full batch on 408 pairs",
 )
