@@ -32,7 +32,7 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from toybook._version import __version__
 from toybook.errors import CheckpointError, ToybookError
-from toybook.model import ModelConfig, build_model
+from toybook.model import ModelConfig, build_model, count_parameters
 from toybook.tasks import Task, get_task
 from toybook.training import TrainResult, check_compatible
 
@@ -115,9 +115,7 @@ def save_checkpoint(
             "torch_version": torch.__version__,
             "torch_threads": torch.get_num_threads(),
             "machine": platform.machine(),
-            "n_parameters": sum(
-                p.numel() for p in result.model.parameters() if p.requires_grad
-            ),
+            "n_parameters": count_parameters(result.model),
         },
         "final_metrics": result.final_metrics,
         "evaluations": {},

@@ -53,7 +53,7 @@ class TrainConfig:
         if self.batch_size is not None and self.batch_size < 1:
             raise ToybookError("TrainConfig.batch_size must be positive (or None for full batch)")
         if self.schedule not in ("constant", "cosine"):
-            raise ToybookError(f"TrainConfig.schedule must be 'constant' or 'cosine'")
+            raise ToybookError("TrainConfig.schedule must be 'constant' or 'cosine'")
         if self.log_every < 1:
             raise ToybookError("TrainConfig.log_every must be at least 1")
 
