@@ -125,6 +125,11 @@ def test_learning_rate_schedule(config, step, lr):
     assert config.lr_at(step) == pytest.approx(lr, abs=1e-12)
 
 
+def test_full_batch_needs_a_fixed_training_set():
+    with pytest.raises(ToybookError, match="batch_size must be set"):
+        train(LIST_UPDATE, TINY, TrainConfig(steps=1, batch_size=None), progress=False)
+
+
 def test_train_config_errors():
     with pytest.raises(ToybookError, match="steps"):
         TrainConfig(steps=0)

@@ -6,6 +6,7 @@ Errors in arguments or inputs print one line and exit with status 2; no tracebac
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -120,7 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         if value is not None
     }
-    train_config = preset.train.__class__(**{**preset.train.to_dict(), **overrides})
+    train_config = dataclasses.replace(preset.train, **overrides)
     result = train(preset.task, preset.model, train_config, device=device, progress=not args.quiet)
     out = args.out or Path("checkpoints") / preset.name
     sidecar = save_checkpoint(result, out)

@@ -107,6 +107,10 @@ def train(
     )
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     fixed_train = task.train_data()
+    if fixed_train is None and cfg.batch_size is None:
+        raise ToybookError(
+            f"task {task.name!r} samples fresh batches: TrainConfig.batch_size must be set"
+        )
     if fixed_train is not None:
         fixed_train = fixed_train.to(device)
     eval_tokens = task.eval_data(cfg.eval_size).to(device)
@@ -157,7 +161,7 @@ def next_batch(
 ) -> Tensor:
     """Fresh samples, the whole fixed training set, or a random minibatch of it."""
     if fixed_train is None:
-        return task.train_batch(cfg.batch_size or 256, generator)
+        return task.train_batch(cfg.batch_size, generator)
     if cfg.batch_size is None or cfg.batch_size >= len(fixed_train):
         return fixed_train
     rows = torch.randperm(len(fixed_train), generator=generator)[: cfg.batch_size]
