@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from toybook.checkpoint import read_sidecar
 from toybook.cli import main
 from toybook.zoo import SHIPPED_DIR
 
@@ -75,3 +76,13 @@ def test_console_script_is_installed():
     assert result.returncode == 2
     assert result.stderr.strip().startswith("toybook: error: no shipped model 'bogus'")
     assert result.stderr.count("\n") == 1
+
+
+def test_eval_all_enumerates_and_records(capsys, tmp_path):
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(SHIPPED_DIR / f"max_of_2{suffix}", tmp_path / f"max_of_2{suffix}")
+    code, out, _ = run_cli(capsys, "eval", "max_of_2", "--checkpoint", str(tmp_path / "max_of_2"),
+                           "--all", "--batch-size", "1000", "--quiet", "--record")
+    assert code == 0 and "on all 4,096 inputs: 4,096 correct, 0 wrong" in out
+    recorded = read_sidecar(tmp_path / "max_of_2")["evaluations"]["exhaustive"]
+    assert recorded["n"] == 4096 and recorded["batch_size"] == 1000 and recorded["min_margin"] > 0

@@ -91,3 +91,19 @@ def test_max_of_2_preset_retrains_to_full_accuracy(tmp_path, capsys):
     assert torch.equal(retrained.model(tokens)[:, -1].argmax(-1), tokens[:, :2].max(1).values)
     assert retrained.metadata["history"] == shipped.metadata["history"]  # same seed, same run
     assert torch.equal(retrained.model(tokens), shipped.model(tokens))
+
+
+@pytest.mark.slow
+def test_list_update_chapter_glues_the_recorded_and_sampled_results(built_book):
+    recorded = toybook.load_shipped("list_update").metadata["evaluations"]["exhaustive"]
+    page = built_book / "book" / "list_update.html"
+    text = page_text(page)
+    assert f"Of all {recorded['n']:,} inputs, {recorded['n_wrong']:,} have a wrong answer" in text
+    assert "Sampled accuracy: 100.0000% (0 wrong)" in text
+    source = page.read_text()
+    assert source.count('class="plotly-graph-div"') >= 5
+    assert source.count('class="toybook-circuitsvis"') == 3
+    assert "vendor/circuitsvis.js" in source and "unpkg" not in source
+    assert "vendor/circuitsvis.js" not in (built_book / "book" / "intro.html").read_text()
+    assert (built_book / "_static" / "vendor" / "circuitsvis.js").exists()
+    assert len(source) < 5 * 2**20

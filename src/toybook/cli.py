@@ -14,7 +14,7 @@ import torch
 
 from toybook.checkpoint import load_checkpoint, record_evaluation, save_checkpoint
 from toybook.errors import ToybookError
-from toybook.evaluation import evaluate
+from toybook.evaluation import evaluate, evaluate_exhaustively
 from toybook.presets import PRESETS, get_preset
 from toybook.tasks import TASKS
 from toybook.training import train
@@ -59,6 +59,13 @@ def parser() -> argparse.ArgumentParser:
     evaluating.add_argument("--n", type=positive_int, default=10_000, help="random sequences")
     evaluating.add_argument("--seed", type=int, default=12345, help="seed of the sample")
     evaluating.add_argument("--device", default="cpu")
+    evaluating.add_argument(
+        "--all", action="store_true",
+        help="every input of the task (list_update: 18,750,000), batched, with a progress bar",
+    )
+    evaluating.add_argument("--batch-size", type=positive_int, default=65_536)
+    evaluating.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluating.add_argument("--threads", type=positive_int, help="torch CPU threads")
     evaluating.add_argument(
         "--record", action="store_true", help="store the result in the checkpoint's sidecar"
     )
@@ -146,6 +153,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         checkpoint = load_shipped(args.task, device=device)
     task = checkpoint.task
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.all:
+        return eval_all(checkpoint, args)
     tokens = task.eval_data(args.n, args.seed)
     exhaustive = hasattr(task, "all_inputs") and len(tokens) == len(task.all_inputs())
     result = evaluate(checkpoint.model, task, tokens)
@@ -161,6 +172,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
         label = "exhaustive" if exhaustive else f"random_{args.n}_seed{args.seed}"
         record_evaluation(checkpoint.path, label, result.to_dict())
         print(f"recorded as {label!r} in {checkpoint.path}")
+    return 0
+
+
+def eval_all(checkpoint, args: argparse.Namespace) -> int:
+    task = checkpoint.task
+    if task.n_inputs is None:
+        raise ToybookError(f"task {task.name!r} has no finite input space; use --n instead of --all")
+    result = evaluate_exhaustively(
+        checkpoint.model, task, batch_size=args.batch_size, progress=not args.quiet
+    )
+    print(f"{checkpoint.name} on all {result.n:,} inputs: {result.n - result.n_wrong:,} correct, "
+          f"{result.n_wrong:,} wrong; smallest margin {result.min_margin:.3g} "
+          f"({result.wall_time_s:.0f} s on {result.device})")
+    print("wrong per answer position: " + "  ".join(
+        f"{name} {wrong:,}" for name, wrong in zip(task.answer_names, result.wrong_per_pos)
+    ))
+    for value, wrong in result.wrong_by_group.items():
+        print(f"  {result.group_slot} = {value}: {result.n_by_group[value]:,} inputs, "
+              f"wrong per answer position {wrong}")
+    if args.record:
+        record_evaluation(checkpoint.path, "exhaustive", result.to_dict())
+        print(f"recorded as 'exhaustive' in {checkpoint.path}")
     return 0
 
 

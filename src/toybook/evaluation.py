@@ -5,11 +5,13 @@ Shapes: N sequences, T ``n_ctx``, A answer positions.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from toybook.tasks import Task
 
@@ -54,3 +56,121 @@ def evaluate(
         wrong_per_pos=wrong_per_pos.tolist(),
         loss=loss_sum / (n * task.n_answers),
     )
+
+
+@dataclass(frozen=True)
+class ExhaustiveResult:
+    """Accuracy on every input of a task (or on one range of its enumeration).
+
+    ``margin`` is the correct answer's logit minus the largest other logit: positive
+    means correct, and its minimum over all answers says how close the model comes to
+    its first mistake. ``hardest`` lists the answers with the smallest margins.
+    """
+
+    n: int
+    n_wrong: int
+    acc: float
+    acc_per_pos: list[float]
+    wrong_per_pos: list[int]
+    loss: float  # mean float64 cross-entropy over answers
+    max_loss: float
+    min_margin: float
+    group_slot: str | None
+    n_by_group: dict[str, int]  # slot value → inputs with that value
+    wrong_by_group: dict[str, list[int]]  # slot value → wrong answers per answer position
+    hardest: list[dict[str, Any]]  # rank, tokens, answer position, margin
+    start: int
+    stop: int
+    batch_size: int
+    device: str
+    wall_time_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@torch.no_grad()
+def evaluate_exhaustively(
+    model: torch.nn.Module, task: Task, start: int = 0, stop: int | None = None,
+    batch_size: int = 65_536, n_hardest: int = 10, progress: bool = False,
+) -> ExhaustiveResult:
+    """Evaluate ``model`` on the inputs of ranks ``start..stop-1`` (default: all of them).
+
+    Inputs are generated batch by batch from the task's enumeration, so memory stays at one
+    batch however large the space (list_update has 18.75M inputs).
+    """
+    stop = task.check_rank_range(start, stop)
+    device = next(model.parameters()).device
+    slot_index = None
+    if task.group_slot is not None:
+        slot_index = [slot.name for slot in task.slots].index(task.group_slot)
+        group_values = task.slots[slot_index].tokens
+    wrong_per_pos = torch.zeros(task.n_answers, dtype=torch.long)
+    wrong_by_group: dict[int, Tensor] = {}
+    n_by_group: dict[int, int] = {}
+    n_wrong_rows, loss_sum, max_loss = 0, 0.0, 0.0
+    hardest_margin = torch.empty(0)
+    hardest_key = torch.empty(0, 2, dtype=torch.long)  # (rank, answer position)
+    started = time.perf_counter()
+    starts = range(start, stop, batch_size)
+    for batch_start in tqdm(starts, desc=f"{task.name}: all inputs", disable=not progress):
+        batch = task.inputs(batch_start, min(batch_start + batch_size, stop)).to(device)
+        logits = model(batch)
+        wrong = (~task.correct(logits, batch)).cpu()
+        wrong_per_pos += wrong.sum(0)
+        n_wrong_rows += int(wrong.any(1).sum())
+        losses = task.token_losses(logits, batch)
+        loss_sum += float(losses.sum())
+        max_loss = max(max_loss, float(losses.max()))
+        margin = _margins(task.answer_logits(logits), task.targets(batch)).cpu()
+        rank, position = torch.meshgrid(
+            torch.arange(batch_start, batch_start + len(batch)), torch.arange(margin.shape[1]),
+            indexing="ij",
+        )
+        hardest_margin = torch.cat([hardest_margin, margin.flatten()])
+        hardest_key = torch.cat([hardest_key, torch.stack([rank, position], -1).reshape(-1, 2)])
+        keep = hardest_margin.topk(min(n_hardest, len(hardest_margin)), largest=False).indices
+        hardest_margin, hardest_key = hardest_margin[keep], hardest_key[keep]
+        if slot_index is not None:
+            values = batch[:, slot_index].cpu()
+            for value in group_values:
+                rows = values == value
+                n_by_group[value] = n_by_group.get(value, 0) + int(rows.sum())
+                wrong_by_group[value] = wrong_by_group.get(value, 0) + wrong[rows].sum(0)
+    n = stop - start
+    order = hardest_margin.argsort()
+    return ExhaustiveResult(
+        n=n,
+        n_wrong=n_wrong_rows,
+        acc=1 - n_wrong_rows / n if n else float("nan"),
+        acc_per_pos=(1 - wrong_per_pos.double() / n).tolist() if n else [],
+        wrong_per_pos=wrong_per_pos.tolist(),
+        loss=loss_sum / (n * task.n_answers) if n else float("nan"),
+        max_loss=max_loss,
+        min_margin=float(hardest_margin.min()) if len(hardest_margin) else float("nan"),
+        group_slot=task.group_slot,
+        n_by_group={str(value): count for value, count in n_by_group.items()},
+        wrong_by_group={str(value): wrong.tolist() for value, wrong in wrong_by_group.items()},
+        hardest=[
+            dict(
+                rank=rank,
+                tokens=task.inputs(rank, rank + 1)[0].tolist(),
+                answer=task.answer_names[position],
+                margin=float(hardest_margin[i]),
+            )
+            for i in order.tolist()
+            for rank, position in [hardest_key[i].tolist()]
+        ],
+        start=start,
+        stop=stop,
+        batch_size=batch_size,
+        device=str(device),
+        wall_time_s=time.perf_counter() - started,
+    )
+
+
+def _margins(answer_logits: Tensor, targets: Tensor) -> Tensor:
+    """Correct logit minus the best other logit, ``[B, A]``, from ``[B, A, V]`` and ``[B, A]``."""
+    correct = answer_logits.gather(-1, targets[..., None]).squeeze(-1)
+    others = answer_logits.scatter(-1, targets[..., None], float("-inf"))
+    return correct - others.max(-1).values

@@ -1,9 +1,9 @@
 """Named training presets: the task, architecture and optimisation of each shipped model.
 
 ``toybook train NAME`` runs ``PRESETS[NAME]``; the shipped checkpoint of the same name was
-made with it (its sidecar records the exact configs). Only ``max_of_2`` is shipped so far;
-the other presets are measured starting points (see ``shared/notes/training-facts.md``)
-for the chapter work that will tune and ship them.
+made with it (its sidecar records the exact configs). ``max_of_2`` and ``list_update`` are
+shipped; the other presets are measured starting points (see
+``shared/notes/training-facts.md``) for the chapter work that will tune and ship them.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ class Table:
     rows: tuple[tuple[Any, ...], ...]
 
     def _repr_markdown_(self) -> str:
-        lines = ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
+        lines = ["| " + " | ".join(str(cell) for cell in self.header) + " |", "|" + "---|" * len(self.header)]
         lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in self.rows]
         return "\n".join(lines)
 

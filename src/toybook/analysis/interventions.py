@@ -8,20 +8,29 @@ Shapes: B batch, T ``n_ctx``, H heads, V ``d_vocab_out``.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
 
 
-def hard_attention(query_pos: int, key_pos: Tensor, head: int = 0) -> Callable:
-    """A ``hook_pattern`` hook: the query at ``query_pos`` attends only to ``key_pos [B]``."""
+def hard_attention(query_pos: int | Sequence[int], key_pos: Tensor, head: int = 0) -> Callable:
+    """A ``hook_pattern`` hook: each query in ``query_pos`` attends only to its key.
+
+    ``key_pos`` is ``[B]`` for one query position, or ``[B, Q]`` for ``Q`` query positions.
+    """
+    queries = [query_pos] if isinstance(query_pos, int) else list(query_pos)
+    keys = key_pos.reshape(len(key_pos), -1)
+    if keys.shape[1] != len(queries):
+        raise ValueError(f"{keys.shape[1]} key positions per row for {len(queries)} query positions")
 
     def hook(pattern: Tensor, hook=None) -> Tensor:  # pattern [B, H, Q, K]
         pattern = pattern.clone()
-        one_hot = torch.zeros_like(pattern[:, head, query_pos])
-        one_hot[torch.arange(len(one_hot)), key_pos.to(one_hot.device)] = 1.0
-        pattern[:, head, query_pos] = one_hot
+        rows = torch.arange(len(pattern), device=pattern.device)
+        for column, query in enumerate(queries):
+            one_hot = torch.zeros_like(pattern[:, head, query])
+            one_hot[rows, keys[:, column].to(pattern.device)] = 1.0
+            pattern[:, head, query] = one_hot
         return pattern
 
     return hook
@@ -29,10 +38,10 @@ def hard_attention(query_pos: int, key_pos: Tensor, head: int = 0) -> Callable:
 
 @torch.no_grad()
 def run_with_hard_attention(
-    model: torch.nn.Module, tokens: Tensor, query_pos: int, key_pos: Tensor,
+    model: torch.nn.Module, tokens: Tensor, query_pos: int | Sequence[int], key_pos: Tensor,
     layer: int = 0, head: int = 0,
 ) -> Tensor:
-    """Logits when the query at ``query_pos`` attends only to the keys ``key_pos [B]``."""
+    """Logits when each query in ``query_pos`` attends only to its key in ``key_pos``."""
     hook = hard_attention(query_pos, key_pos, head)
     return model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_pattern", hook)])
 

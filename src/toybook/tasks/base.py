@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from toybook.errors import InvalidTokensError
+from toybook.errors import InvalidTokensError, ToybookError
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class Task(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    group_slot: ClassVar[str | None] = None  # exhaustive results are also split by this slot
 
     # ---- what a subclass defines -------------------------------------------------
     @property
@@ -119,6 +120,33 @@ class Task(ABC):
     def eval_data(self, n: int = 10_000, seed: int = 12345) -> Tensor:
         """The held-out evaluation set: a seeded sample, or every input where that is small."""
         return self.generate(n, seed)
+
+    # ---- enumeration (tasks whose input space is small enough to check exhaustively) -
+    @property
+    def n_inputs(self) -> int | None:
+        """How many distinct inputs the task has, or ``None`` when it does not enumerate them."""
+        return None
+
+    def inputs(self, start: int = 0, stop: int | None = None) -> Tensor:
+        """Inputs of ranks ``start..stop-1`` of the task's enumeration, ``[stop - start, T]``."""
+        self.check_rank_range(start, stop)
+        raise NotImplementedError
+
+    def check_rank_range(self, start: int, stop: int | None) -> int:
+        """``stop`` (default: all) after checking ``0 <= start <= stop <= n_inputs``."""
+        total = self.n_inputs
+        if total is None:
+            raise ToybookError(
+                f"task {self.name!r} does not enumerate its inputs; exhaustive evaluation "
+                "needs a task with a finite, enumerable input space (list_update, max_of_2)"
+            )
+        stop = total if stop is None else stop
+        if not 0 <= start <= stop <= total:
+            raise ToybookError(
+                f"{self.name}: input ranks must satisfy 0 <= start <= stop <= {total:,}, "
+                f"got start={start:,}, stop={stop:,}"
+            )
+        return stop
 
     # ---- validation and labels -----------------------------------------------------
     def validate(self, tokens: Any) -> Tensor:

@@ -60,6 +60,37 @@ class ListUpdateTask(Task):
         elt = torch.randint(0, N_VALUES, (n,), generator=generator)
         return self.encode(a, idx, elt)
 
+    group_slot: ClassVar[str] = "idx"
+
+    @property
+    def n_inputs(self) -> int:
+        """Size of the whole input space: 50³ lists × 3 indices × 50 values = 18,750,000."""
+        return N_VALUES**LIST_LEN * LIST_LEN * N_VALUES
+
+    def inputs(self, start: int = 0, stop: int | None = None) -> Tensor:
+        """Sequences ``[stop - start, 11]`` of ranks ``start..stop-1`` of the input space.
+
+        Rank r reads (a0, a1, a2, idx, elt) in mixed radix (50, 50, 50, 3, 50), ``elt``
+        fastest, so any range of ranks is one contiguous slice of the enumeration and the
+        whole space is ``inputs(0, n_inputs)``.
+        """
+        stop = self.check_rank_range(start, stop)
+        rank = torch.arange(start, stop, dtype=torch.long)
+        digits = []
+        for radix in (N_VALUES, LIST_LEN, N_VALUES, N_VALUES, N_VALUES):
+            digits.append(rank % radix)
+            rank = rank // radix
+        elt, idx, a2, a1, a0 = digits
+        return self.encode(torch.stack([a0, a1, a2], dim=1), idx, elt)
+
+    def rank(self, tokens: Tensor) -> Tensor:
+        """The inverse of :meth:`inputs`: ranks ``[B]`` of sequences ``[B, 11]``."""
+        rank = torch.zeros(len(tokens), dtype=torch.long, device=tokens.device)
+        radices = {1: N_VALUES, 2: N_VALUES, 3: N_VALUES, 5: LIST_LEN, 6: N_VALUES}
+        for position, radix in radices.items():
+            rank = rank * radix + tokens[:, position]
+        return rank
+
     def encode(self, a: Tensor, idx: Tensor, elt: Tensor) -> Tensor:
         """Sequences ``[B, 11]`` from lists ``a [B, 3]``, indices ``idx [B]``, values ``elt [B]``."""
         b = a.clone()

@@ -61,6 +61,15 @@ class MaxOf2Task(Task):
         a, b = torch.meshgrid(torch.arange(N_VALUES), torch.arange(N_VALUES), indexing="ij")
         return self.encode(torch.stack([a.flatten(), b.flatten()], dim=1))
 
+    @property
+    def n_inputs(self) -> int:
+        return N_VALUES * N_VALUES
+
+    def inputs(self, start: int = 0, stop: int | None = None) -> Tensor:
+        """Pairs of ranks ``start..stop-1`` in :meth:`all_inputs` order (rank a * 64 + b)."""
+        stop = self.check_rank_range(start, stop)
+        return self.all_inputs()[start:stop]
+
     def train_data(self) -> Tensor:
         everything = self.all_inputs()
         gap = (everything[:, 0] - everything[:, 1]).abs()

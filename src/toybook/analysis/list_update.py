@@ -1,0 +1,150 @@
+"""Experiments on the list-update circuit: the sources layer 1 reads, patching pairs, ablations.
+
+The positions are the task's token format: ``BOS a0 a1 a2 NL idx elt NL b0 b1 b2`` at
+0..10; the answer ``b_k`` is predicted at position ``7 + k``.
+
+Shapes: B batch, A = 3 answer positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from toybook.analysis.ablation import mean_activation, run_with_ablations
+from toybook.tasks import ListUpdateTask
+from toybook.tasks.list_update import LIST_LEN, N_VALUES
+
+IDX_POS, ELT_POS, NL_POS = 5, 6, 7
+QUERY_POS = (7, 8, 9)  # where b0, b1, b2 are predicted
+PATCH_HOOKS = (
+    "blocks.0.hook_resid_pre", "blocks.0.hook_attn_out",
+    "blocks.1.hook_resid_pre", "blocks.1.hook_attn_out",
+)
+PATCH_LABELS = ("embeddings", "L0 head output", "residual before L1", "L1 head output")
+
+
+def elt_source(k: int) -> int:
+    """Where layer 1 finds ``elt`` when predicting ``b_k``: the elt token itself for b0 and
+    b1, the second ``NL`` (which layer 0 fills with elt) for b2."""
+    return ELT_POS if k < LIST_LEN - 1 else NL_POS
+
+
+def hypothesised_sources(tokens: Tensor) -> Tensor:
+    """``[B, 3]``: the position layer 1 should read for each answer: ``a_k`` (position
+    ``1 + k``) where ``idx != k``, else :func:`elt_source` ``(k)``."""
+    idx = tokens[:, IDX_POS]
+    return torch.stack(
+        [torch.where(idx == k, elt_source(k), 1 + k) for k in range(LIST_LEN)], dim=1
+    )
+
+
+def swapped_sources(tokens: Tensor) -> Tensor:
+    """``[B, 3]``: the opposite choice, ``elt`` where ``idx != k`` and ``a_k`` where ``idx == k``."""
+    idx = tokens[:, IDX_POS]
+    return torch.stack(
+        [torch.where(idx == k, 1 + k, elt_source(k)) for k in range(LIST_LEN)], dim=1
+    )
+
+
+def accuracy_by_idx(task: ListUpdateTask, logits: Tensor, tokens: Tensor) -> Tensor:
+    """``[3 idx, 3 answers]`` accuracy of each answer position among inputs with each idx."""
+    correct = task.correct(logits, tokens).double()
+    idx = tokens[:, IDX_POS]
+    return torch.stack([correct[idx == value].mean(0) for value in range(LIST_LEN)])
+
+
+def updated_and_kept_accuracy(task: ListUpdateTask, logits: Tensor, tokens: Tensor) -> Tensor:
+    """``[2, 3]``: accuracy of ``b_k`` where it was updated (``idx == k``, row 0) and where
+    it was kept (``idx != k``, row 1)."""
+    correct = task.correct(logits, tokens).double()
+    updated = tokens[:, IDX_POS, None] == torch.arange(LIST_LEN)
+    return torch.stack([
+        torch.stack([correct[updated[:, k], k].mean() for k in range(LIST_LEN)]),
+        torch.stack([correct[~updated[:, k], k].mean() for k in range(LIST_LEN)]),
+    ])
+
+
+@torch.no_grad()
+def ablation_effects(
+    model: torch.nn.Module, task: ListUpdateTask, tokens: Tensor
+) -> dict[str, Tensor]:
+    """``{label: [2, 3]}`` updated/kept accuracy per answer (as in
+    :func:`updated_and_kept_accuracy`) with each head's output or the positional
+    embeddings zero- or mean-ablated. Head outputs are mean-ablated per position over
+    ``tokens``; positional embeddings (the same in every row) over positions."""
+    effects = {"none": updated_and_kept_accuracy(task, model(tokens), tokens)}
+    components = {
+        "L0 head": ("blocks.0.hook_attn_out", (0,)),
+        "L1 head": ("blocks.1.hook_attn_out", (0,)),
+        "positional embeddings": ("hook_pos_embed", (0, 1)),
+    }
+    for label, (hook_name, dims) in components.items():
+        for how in ("zero", "mean"):
+            replacement = "zero" if how == "zero" else mean_activation(model, tokens, hook_name, dims)
+            logits = run_with_ablations(model, tokens, {hook_name: replacement})
+            effects[f"{label}, {how}-ablated"] = updated_and_kept_accuracy(task, logits, tokens)
+    return effects
+
+
+@dataclass(frozen=True)
+class PatchingPair:
+    """Clean and corrupted inputs that differ in one thing, and the answers that tells apart.
+
+    ``varied`` is ``"idx"``, ``"elt"`` or ``"a_k"``; ``answer`` is the answer position ``k``
+    whose correct value differs between the two runs.
+    """
+
+    varied: str
+    answer: int
+    clean: Tensor  # [B, 11]
+    corrupted: Tensor  # [B, 11]
+    clean_answer: Tensor  # [B] the clean run's b_k
+    corrupted_answer: Tensor  # [B] the corrupted run's b_k
+
+    @property
+    def label(self) -> str:
+        return f"{self.varied} → b{self.answer}"
+
+    def metric(self, logits: Tensor) -> Tensor:
+        """``[1]``: mean over rows of logit(clean b_k) − logit(corrupted b_k) at ``7 + k``."""
+        at = logits[:, QUERY_POS[self.answer]]
+        clean = at.gather(1, self.clean_answer[:, None])
+        corrupted = at.gather(1, self.corrupted_answer[:, None])
+        return (clean - corrupted).mean()[None]
+
+
+def patching_pairs(task: ListUpdateTask, n: int = 500, seed: int = 0) -> list[PatchingPair]:
+    """Nine pairs: for each answer ``b_k``, vary ``idx`` (idx = k vs another index), ``elt``
+    (with idx = k) or ``a_k`` (with idx ≠ k); every row's two answers differ."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def values(size: int) -> Tensor:
+        return torch.randint(0, N_VALUES, size, generator=generator)
+
+    def other_value(value: Tensor) -> Tensor:
+        return (value + torch.randint(1, N_VALUES, value.shape, generator=generator)) % N_VALUES
+
+    pairs = []
+    for k in range(LIST_LEN):
+        a, at_k = values((n, LIST_LEN)), torch.full((n,), k)
+        not_k = (k + torch.randint(1, LIST_LEN, (n,), generator=generator)) % LIST_LEN
+        elt = other_value(a[:, k])  # differs from a_k, so idx = k and idx != k disagree on b_k
+        pairs.append(PatchingPair(
+            "idx", k, task.encode(a, at_k, elt), task.encode(a, not_k, elt), elt, a[:, k]
+        ))
+        elt_clean = values((n,))
+        elt_corrupted = other_value(elt_clean)
+        pairs.append(PatchingPair(
+            "elt", k, task.encode(a, at_k, elt_clean), task.encode(a, at_k, elt_corrupted),
+            elt_clean, elt_corrupted,
+        ))
+        a_corrupted = a.clone()
+        a_corrupted[:, k] = other_value(a[:, k])
+        pairs.append(PatchingPair(
+            "a_k", k, task.encode(a, not_k, elt), task.encode(a_corrupted, not_k, elt),
+            a[:, k], a_corrupted[:, k],
+        ))
+    return pairs

@@ -1,0 +1,36 @@
+"""Attention views render as a small snippet against the page's circuitsvis bundle, offline."""
+
+import urllib.request
+
+import pytest
+import torch
+
+from toybook.attention_view import CSS_CLASS, attention_heads
+
+
+def test_view_is_small_asks_no_network_and_loads_no_cdn(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("the attention view must not touch the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    pattern = torch.softmax(torch.randn(2, 5, 5), -1).tril()
+    html = attention_heads(pattern, ["a", "b", "c", "d", "e"], ["L0", "L1"])._repr_html_()
+    assert CSS_CLASS in html and "window.CircuitsVis.render" in html and "AttentionHeads" in html
+    assert "unpkg" not in html and "import " not in html and len(html) < 5_000
+
+
+def test_two_views_get_different_elements():
+    pattern = torch.eye(3)[None]
+    view = attention_heads(pattern, ["x", "y", "z"])
+    assert view._repr_html_().split('"')[1] != view._repr_html_().split('"')[1]
+
+
+@pytest.mark.parametrize("shape, tokens, names, message", [
+    ((3, 3), 3, None, "shape \\[heads, n, n\\]"),
+    ((1, 3, 4), 4, None, "shape \\[heads, n, n\\]"),
+    ((1, 3, 3), 2, None, "2 token labels for patterns over 3 positions"),
+    ((2, 3, 3), 3, ["only one"], "1 head names for 2 heads"),
+])
+def test_bad_shapes_are_named(shape, tokens, names, message):
+    with pytest.raises(ValueError, match=message):
+        attention_heads(torch.zeros(shape), [str(i) for i in range(tokens)], names)
