@@ -157,3 +157,11 @@ def test_load_model_unknown_names(name, message):
         pytest.skip(f"{name} is shipped now")
     with pytest.raises(UnknownModelError, match=message):
         toybook.load_model(name)
+
+
+def test_recorded_evaluations_summarize_in_one_line():
+    from toybook.checkpoint import summarize_evaluation
+
+    assert summarize_evaluation({"n": 4096, "n_wrong": 3}) == "4,093/4,096 correct"
+    assert summarize_evaluation({"n": 10, "summary": "last position 99.5%"}) == "last position 99.5%"
+    assert summarize_evaluation({"loss": 0.1}) == "recorded (no summary)"

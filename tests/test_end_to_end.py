@@ -107,3 +107,16 @@ def test_list_update_chapter_glues_the_recorded_and_sampled_results(built_book):
     assert "vendor/circuitsvis.js" not in (built_book / "book" / "intro.html").read_text()
     assert (built_book / "_static" / "vendor" / "circuitsvis.js").exists()
     assert len(source) < 5 * 2**20
+
+
+@pytest.mark.slow
+def test_majority_chapter_glues_the_recorded_accuracy(built_book):
+    recorded = toybook.load_shipped("majority").metadata["evaluations"]["uniform_100000_seed12345"]
+    page = built_book / "book" / "majority.html"
+    text = page_text(page)
+    assert f"at the last position, {recorded['last_acc']:.4%} ({recorded['last_wrong']} wrong" in text
+    assert f"tie at the last position, {recorded['tie_acc']:.4%}" in text
+    source = page.read_text()
+    assert source.count('class="plotly-graph-div"') >= 4
+    assert source.count('class="toybook-circuitsvis"') == 1 and "vendor/circuitsvis.js" in source
+    assert len(source) < 5 * 2**20

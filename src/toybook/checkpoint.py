@@ -218,6 +218,16 @@ def record_evaluation(path: str | Path, name: str, result: dict[str, Any]) -> No
     write_sidecar(sidecar_path, metadata)
 
 
+def summarize_evaluation(result: dict[str, Any]) -> str:
+    """One line for a recorded evaluation: its own ``summary`` if it has one, else
+    ``"correct/n correct"`` from ``n`` and ``n_wrong``."""
+    if "summary" in result:
+        return str(result["summary"])
+    if "n" in result and "n_wrong" in result:
+        return f"{result['n'] - result['n_wrong']:,}/{result['n']:,} correct"
+    return "recorded (no summary)"
+
+
 def _verified_tensors(path: Path, expected_sha256: str) -> dict[str, Tensor]:
     if not path.exists():
         raise CheckpointError(f"checkpoint weights {path} do not exist")
@@ -250,5 +260,5 @@ def _rounded(value: Any) -> Any:
 
 __all__ = [
     "Checkpoint", "checkpoint_files", "load_checkpoint", "load_snapshots",
-    "read_sidecar", "record_evaluation", "save_checkpoint",
+    "read_sidecar", "record_evaluation", "save_checkpoint", "summarize_evaluation",
 ]

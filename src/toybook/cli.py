@@ -12,7 +12,9 @@ from pathlib import Path
 
 import torch
 
-from toybook.checkpoint import load_checkpoint, record_evaluation, save_checkpoint
+from toybook.checkpoint import (
+    load_checkpoint, record_evaluation, save_checkpoint, summarize_evaluation,
+)
 from toybook.errors import ToybookError
 from toybook.evaluation import evaluate, evaluate_exhaustively
 from toybook.presets import PRESETS, get_preset
@@ -111,7 +113,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             f"{info.steps} steps  eval acc {info.metrics.get('eval_acc', float('nan')):.4%}"
         )
         for label, result in info.evaluations.items():
-            line += f"  {label}: {result['n'] - result['n_wrong']:,}/{result['n']:,} correct"
+            line += f"  {label}: {summarize_evaluation(result)}"
         print(line)
     return 0
 

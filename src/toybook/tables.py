@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from toybook.checkpoint import summarize_evaluation
 from toybook.tasks import TASKS
 from toybook.zoo import list_models
 
@@ -39,8 +40,7 @@ def models_table() -> Table:
     rows = []
     for info in list_models():
         recorded = "; ".join(
-            f"{label}: {r['n'] - r['n_wrong']:,} / {r['n']:,} correct"
-            for label, r in info.evaluations.items()
+            f"{label}: {summarize_evaluation(result)}" for label, result in info.evaluations.items()
         )
         rows.append(
             (f"`{info.name}`", f"`{info.task}`", f"{info.n_parameters:,}", info.steps,
