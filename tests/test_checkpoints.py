@@ -149,7 +149,7 @@ def test_shipped_copy_tampering_is_detected(tmp_path):
     "name, message",
     [
         ("max_of_3", "no shipped model 'max_of_3'; shipped models: .*max_of_2"),
-        ("majority", "task 'majority' has no shipped model yet"),
+        ("addition", "task 'addition' has no shipped model yet"),
     ],
 )
 def test_load_model_unknown_names(name, message):
