@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 
-.PHONY: env book book-incremental test test-fast bench clean
+.PHONY: env book book-incremental live test test-fast bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ book: $(STAMP)
 
 book-incremental: $(STAMP)
 	$(BIN)/jupyter-book build .
+
+# The built book with live cells on a local Jupyter server (127.0.0.1, random token).
+live: book-incremental
+	$(BIN)/toybook live
 
 # The full suite, including the clean book build and a full retraining of max_of_2.
 test: $(STAMP)

@@ -86,3 +86,9 @@ def test_eval_all_enumerates_and_records(capsys, tmp_path):
     assert code == 0 and "on all 4,096 inputs: 4,096 correct, 0 wrong" in out
     recorded = read_sidecar(tmp_path / "max_of_2")["evaluations"]["exhaustive"]
     assert recorded["n"] == 4096 and recorded["batch_size"] == 1000 and recorded["min_margin"] > 0
+
+
+def test_live_needs_a_built_site(capsys, tmp_path):
+    code = main(["live", "--site", str(tmp_path)])
+    _, err = capsys.readouterr()
+    assert code == 2 and "holds no built site (no index.html)" in err

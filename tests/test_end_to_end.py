@@ -3,29 +3,14 @@ max_of_2 preset retrains from the command line to a model that is right on every
 
 import html
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 import toybook
+from conftest import toc_files
 from toybook.checkpoint import load_checkpoint
 from toybook.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
-JUPYTER_BOOK = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
-
-
-def toc_files():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        files += [chapter["file"] for chapter in part["chapters"]]
-    return files
 
 
 def page_text(path):
@@ -39,19 +24,6 @@ def squashed(text):
     return "".join(text.split())
 
 
-@pytest.fixture(scope="module")
-def built_book(tmp_path_factory):
-    if JUPYTER_BOOK is None:
-        pytest.fail("jupyter-book is not installed: install the book extra (pip install -e '.[book]')")
-    out = tmp_path_factory.mktemp("book")
-    result = subprocess.run(
-        [JUPYTER_BOOK, "build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"],
-        capture_output=True, text=True, timeout=1800,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return out / "_build" / "html"
-
-
 @pytest.mark.slow
 def test_book_builds_every_toc_page(built_book):
     for name in toc_files():
@@ -59,6 +31,7 @@ def test_book_builds_every_toc_page(built_book):
         assert page.exists(), f"{page} was not built"
         text = page_text(page)
         assert "Traceback" not in text and "Error" not in text.replace("InvalidTokensError", "")
+        assert "output stderr" not in page.read_text(), f"{name} shows stderr output (a warning?)"
 
 
 @pytest.mark.slow
@@ -126,3 +99,22 @@ def test_majority_chapter_glues_the_recorded_accuracy(built_book):
     assert source.count('class="plotly-graph-div"') >= 4
     assert source.count('class="toybook-circuitsvis"') == 1 and "vendor/circuitsvis.js" in source
     assert len(source) < 5 * 2**20
+
+
+@pytest.mark.slow
+def test_chapter_pages_have_the_reader_conveniences(built_book):
+    page = built_book / "book" / "list_update.html"
+    source = page.read_text()
+    for link in ("../_sources/book/list_update.ipynb", "../_sources/book/list_update.md"):
+        assert f'href="{link}"' in source and (page.parent / link).exists()
+    assert "https://mybinder.org/v2/gh/toybook-org/toybook/main" in source  # Binder launch
+    assert "btn-launch-thebe" in source and "vendor/toybook-thebe.js" in source  # Live Code
+    assert 'const THEBE_JS_URL = "../_static/vendor/thebe/lib/index.js"' in source
+    assert source.count("const THEBE_JS_URL") == 1  # declared twice, it throws
+    assert "copybutton.js" in source and "search-button" in source
+    assert "https://github.com/toybook-org/toybook" in source  # repository button
+    assert (built_book / "search.html").exists() and (built_book / "searchindex.js").exists()
+    assert "vendor/mathjax/es5/tex-mml-chtml.js" in (built_book / "book" / "majority.html").read_text()
+    references = page_text(built_book / "book" / "references.html")
+    for author in ("Quirke", "Gross", "Nanda", "Elhage", "TransformerLens"):
+        assert author in references

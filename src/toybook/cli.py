@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -72,6 +73,14 @@ def parser() -> argparse.ArgumentParser:
         "--record", action="store_true", help="store the result in the checkpoint's sidecar"
     )
     evaluating.set_defaults(command=cmd_eval)
+
+    live = commands.add_parser(
+        "live", help="serve the built book with live cells on a local Jupyter server"
+    )
+    live.add_argument("--site", type=Path, default=Path("_build/html"), help="the built site")
+    live.add_argument("--port", type=int, default=8000)
+    live.add_argument("--jupyter-port", type=int, default=8888)
+    live.set_defaults(command=cmd_live)
     return top
 
 
@@ -174,6 +183,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
         label = "exhaustive" if exhaustive else f"random_{args.n}_seed{args.seed}"
         record_evaluation(checkpoint.path, label, result.to_dict())
         print(f"recorded as {label!r} in {checkpoint.path}")
+    return 0
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from toybook.live import LiveSite
+
+    with LiveSite(args.site, port=args.port, jupyter_port=args.jupyter_port) as site:
+        print(f"book with live cells: {site.url}/  (Jupyter server on port {site.jupyter_port})")
+        print("open a chapter, then Live Code in the rocket menu; Ctrl-C stops both servers")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopped")
     return 0
 
 

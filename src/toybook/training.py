@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
 from toybook.errors import ToybookError

@@ -1,0 +1,169 @@
+"""Serve a built book with live cells backed by a local Jupyter server (no Binder, no network).
+
+``toybook live`` (or ``make live``) starts two servers on 127.0.0.1:
+
+- a Jupyter server with a fresh random token, accepting requests only from the site's
+  origin;
+- a static file server for the built site (``_build/html``) that adds one line to every
+  HTML page, ``window.TOYBOOK_LIVE = {baseUrl, wsUrl, token}``, which the book's Thebe
+  glue (``book/_ext/toybook-thebe.js``) uses instead of Binder.
+
+Open the printed address, press the rocket menu's "Live Code" button on any chapter, and
+its cells run in a kernel on this machine against the installed ``toybook``.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from toybook.errors import ToybookError
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+class _InjectingHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files; HTML pages get the live-server settings before ``</head>``."""
+
+    live_settings: str = ""
+
+    def send_head(self):
+        path = Path(self.translate_path(self.path))
+        if path.is_dir():
+            path = path / "index.html"
+        if path.suffix != ".html" or not path.is_file():
+            return super().send_head()
+        page = path.read_text(encoding="utf-8")
+        snippet = f"<script>window.TOYBOOK_LIVE = {self.live_settings};</script>"
+        body = page.replace("</head>", snippet + "</head>", 1).encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return _Body(body)
+
+    def log_message(self, format, *args):  # noqa: A002 - quiet by default
+        pass
+
+
+class _Body:
+    """A file-like object over bytes, as ``send_head`` must return."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def read(self, *_):
+        data, self.data = self.data, b""
+        return data
+
+    def close(self):
+        pass
+
+
+@dataclass
+class LiveSite:
+    """A running site + Jupyter server pair; use as a context manager or call ``stop``."""
+
+    site: Path
+    port: int = 0
+    jupyter_port: int = 0
+    token: str = field(default_factory=lambda: secrets.token_hex(24))
+    root_dir: Path = field(default_factory=Path.cwd)
+
+    def __post_init__(self):
+        self.site = Path(self.site)
+        if not (self.site / "index.html").exists():
+            raise ToybookError(
+                f"{self.site} holds no built site (no index.html): build the book first "
+                "(make book, or jupyter-book build .)"
+            )
+        self.port = self.port or free_port()
+        self.jupyter_port = self.jupyter_port or free_port()
+        self._jupyter: subprocess.Popen | None = None
+        self._http: http.server.ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def settings(self) -> dict[str, str]:
+        return {
+            "baseUrl": f"http://{HOST}:{self.jupyter_port}",
+            "wsUrl": f"ws://{HOST}:{self.jupyter_port}",
+            "token": self.token,
+        }
+
+    def start(self, timeout: float = 60) -> "LiveSite":
+        try:
+            import jupyter_server  # noqa: F401
+        except ImportError:
+            raise ToybookError(
+                "live cells need a Jupyter server: pip install 'toybook[book]' (jupyter-server)"
+            ) from None
+        self._jupyter = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_server", f"--ip={HOST}", f"--port={self.jupyter_port}",
+             "--no-browser", f"--IdentityProvider.token={self.token}",
+             f"--ServerApp.allow_origin={self.url}", f"--ServerApp.root_dir={self.root_dir}",
+             *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        handler = type("Handler", (_InjectingHandler,), {"live_settings": json.dumps(self.settings)})
+        self._http = http.server.ThreadingHTTPServer(
+            (HOST, self.port), functools.partial(handler, directory=str(self.site))
+        )
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+        self._wait_for_jupyter(timeout)
+        return self
+
+    def _wait_for_jupyter(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        status = f"{self.settings['baseUrl']}/api/status?token={self.token}"
+        while time.monotonic() < deadline:
+            if self._jupyter.poll() is not None:
+                error = self._jupyter.stderr.read().decode(errors="replace")[-2000:]
+                self.stop()
+                raise ToybookError(f"the Jupyter server exited at start:\n{error}")
+            try:
+                with urllib.request.urlopen(status, timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise ToybookError(f"the Jupyter server did not answer within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+        if self._jupyter is not None:
+            self._jupyter.terminate()
+            try:
+                self._jupyter.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._jupyter.kill()
+            self._jupyter = None
+
+    def __enter__(self) -> "LiveSite":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,144 @@
+"""The built site in a real browser: offline-complete pages, figures that render, live cells.
+
+Headless Chromium from the system (Debian's ``chromium``) driven by Playwright; never
+``playwright install``. Every chapter page is served from 127.0.0.1 and must make no
+request to any other host, log no JavaScript error, and render every plotly figure,
+circuitsvis view and formula. Screenshots go to ``test-artifacts/screenshots``. The live
+test starts ``toybook.live.LiveSite`` (a local Jupyter server), activates Thebe on a
+chapter and waits for a cell's output to appear in the page.
+"""
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from conftest import ROOT, toc_files
+
+pytestmark = pytest.mark.slow
+CHROMIUM = os.environ.get("TOYBOOK_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
+LOCAL = {"127.0.0.1"}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("browser tests need Playwright for Python: pip install -e '.[test]'")
+    if CHROMIUM is None:
+        pytest.skip(
+            "browser tests need a Chromium executable: apt-get install chromium "
+            "(or set TOYBOOK_CHROMIUM to its path)"
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def site(built_book):
+    handler = functools.partial(QuietHandler, directory=str(built_book))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002
+        pass
+
+
+def outside_requests(urls):
+    return [url for url in urls if urlparse(url).scheme in {"http", "https", "ws", "wss"}
+            and urlparse(url).hostname not in LOCAL]
+
+
+@pytest.mark.parametrize("name", toc_files())
+def test_page_is_offline_complete_and_renders(browser, site, name):
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    requests, errors = [], []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{site}/{name}.html", wait_until="load")
+    page.wait_for_timeout(1500)  # late requests (fonts, deferred scripts) get recorded too
+
+    n_plotly = page.locator(".plotly-graph-div").count()
+    if n_plotly:
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.plotly-graph-div')].every(d => d.querySelector('svg.main-svg'))",
+            timeout=20_000,
+        )
+        traces = page.evaluate(
+            "() => [...document.querySelectorAll('.plotly-graph-div')].map(d => (d._fullData || []).length)"
+        )
+        assert all(n > 0 for n in traces), f"plotly figures without data on {name}: {traces}"
+    n_views = page.locator(".toybook-circuitsvis").count()
+    if n_views:
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.toybook-circuitsvis')].every(v => v.querySelector('svg, canvas, table, div'))",
+            timeout=20_000,
+        )
+        texts = page.evaluate("() => [...document.querySelectorAll('.toybook-circuitsvis')].map(v => v.textContent)")
+        assert not any("was not loaded" in text for text in texts)
+    if page.locator("div.math, span.math").count():
+        page.wait_for_selector("mjx-container", timeout=20_000)
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name.replace('/', '_')}.png"), full_page=True)
+    page.close()
+    assert not outside_requests(requests), f"{name} asked outside hosts: {outside_requests(requests)}"
+    assert not errors, f"JavaScript errors on {name}: {errors}"
+    if name in {"book/list_update", "book/majority", "book/max_of_2"}:
+        assert n_plotly >= 3
+
+
+def test_live_cells_run_on_a_local_jupyter_server(browser, built_book):
+    from toybook.live import LiveSite
+
+    with LiveSite(built_book, root_dir=ROOT) as live:
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        requests, errors = [], []
+        page.on("request", lambda request: requests.append(request.url))
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{live.url}/book/intro.html", wait_until="load")
+        page.locator(".dropdown-launch-buttons button.dropdown-toggle").first.click()
+        started = time.monotonic()
+        page.locator("button.btn-launch-thebe").first.click()
+        page.wait_for_selector(".thebe-cell", timeout=30_000)
+        page.wait_for_function("() => window.toybookThebe && window.toybookThebe.ready", timeout=10_000)
+        page.evaluate("() => window.toybookThebe.ready.then(() => true)")  # kernel up, setup cells run
+        ready_seconds = time.monotonic() - started
+        code = "import toybook\nm = toybook.load_model('max_of_2')\nprint('live-ok', m.cfg.n_layers, m.cfg.d_model)"
+        page.evaluate(
+            "code => document.querySelector('.thebe-cell .CodeMirror').CodeMirror.setValue(code)", code
+        )
+        page.locator(".thebe-cell").first.locator(".thebe-run-button").first.click()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.thebe-output')].some(o => o.textContent.includes('live-ok 1 32'))",
+            timeout=60_000,
+        )
+        seconds = time.monotonic() - started
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "live_cell.png"))
+        (ARTIFACTS.parent / "live_cell_seconds.txt").write_text(
+            f"kernel ready {ready_seconds:.2f} s after Live Code; cell output {seconds:.2f} s\n"
+        )
+        page.close()
+    assert not outside_requests(requests), outside_requests(requests)
+    assert not errors, errors
