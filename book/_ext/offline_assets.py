@@ -78,6 +78,7 @@ def stage_assets(app) -> None:
     shutil.copyfile(PLOTLY_JS, vendor / "plotly.min.js")
     shutil.copyfile(CIRCUITSVIS_JS, vendor / "circuitsvis.js")
     shutil.copyfile(HERE / "toybook-thebe.js", vendor / "toybook-thebe.js")
+    shutil.copyfile(HERE / "toybook-thebe.css", vendor / "toybook-thebe.css")
     mathjax = npm_package("mathjax", NPM_PACKAGES["mathjax"]) / "es5"
     for part in MATHJAX_PARTS:
         source, target = mathjax / part, vendor / "mathjax" / "es5" / part
@@ -91,6 +92,7 @@ def stage_assets(app) -> None:
     app.config.html_static_path.append(str(staging))
     app.add_js_file("vendor/plotly.min.js", priority=200)
     app.add_js_file("vendor/toybook-thebe.js", priority=600)
+    app.add_css_file("vendor/toybook-thebe.css")
 
 
 def configure(app, config) -> None:
