@@ -38,6 +38,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/training_throughput.py
 	$(BIN)/python benchmarks/book_build.py
+	$(BIN)/python benchmarks/exhaustive_eval.py
 
 clean:
 	rm -rf _build $(VENV) .pytest_cache

@@ -31,11 +31,15 @@ def main() -> None:
         warm = build(out)  # nothing changed: no notebook runs, no page is rewritten
         touched = build(out, "--all")  # every page rewritten, notebooks from the cache
         html = out / "_build" / "html"
-        pages = sorted(html.glob("book/*.html"))
+        sizes = {page.stem: page.stat().st_size for page in sorted(html.glob("book/*.html"))}
+        vendor = sum(f.stat().st_size for f in (html / "_static" / "vendor").rglob("*") if f.is_file())
     print(f"cold build (empty cache, -W): {cold:6.1f} s")
     print(f"warm build (nothing changed): {warm:6.1f} s")
     print(f"warm build, all pages (--all, cached execution): {touched:6.1f} s")
-    print(f"{len(pages)} pages")
+    print(f"{len(sizes)} pages (HTML, budget 5 MB each):")
+    for name, size in sizes.items():
+        print(f"  {name:<14} {size / 1024:8.0f} KB")
+    print(f"shared vendored scripts (_static/vendor, loaded once per site): {vendor / 2**20:.1f} MB")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ made with it (its sidecar records the exact configs). ``max_of_2``, ``list_updat
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -73,6 +74,13 @@ ADDITION = Preset(
     ),
     summary="2L 4H, d_model 256, d_mlp 1024, LN, ReLU; sum-9 enriched batches",
 )
+ADDITION_1L = Preset(
+    name="addition_1l",  # the 1-layer comparison model: same data and optimisation
+    task=_addition,
+    model=dataclasses.replace(ADDITION.model, n_layers=1),
+    train=ADDITION.train,
+    summary="1L 4H, d_model 256, d_mlp 1024, LN, ReLU; the addition chapter's comparison",
+)
 
 _majority = MajorityTask()
 MAJORITY = Preset(
@@ -88,7 +96,9 @@ MAJORITY = Preset(
     summary="1L 2H, d_model 64, d_mlp 256, SoLU-LN, LN",
 )
 
-PRESETS = MappingProxyType({p.name: p for p in (LIST_UPDATE, ADDITION, MAJORITY, MAX_OF_2)})
+PRESETS = MappingProxyType(
+    {p.name: p for p in (LIST_UPDATE, ADDITION, ADDITION_1L, MAJORITY, MAX_OF_2)}
+)
 
 
 def get_preset(name: str) -> Preset:

@@ -28,6 +28,7 @@ class ListUpdateTask(Task):
 
     name: ClassVar[str] = "list_update"
     description: ClassVar[str] = "a[idx] = elt on a list of 3 values in 0..49"
+    group_slot: ClassVar[str] = "idx"
 
     @property
     def slots(self) -> tuple[Slot, ...]:
@@ -59,8 +60,6 @@ class ListUpdateTask(Task):
         idx = torch.randint(0, LIST_LEN, (n,), generator=generator)
         elt = torch.randint(0, N_VALUES, (n,), generator=generator)
         return self.encode(a, idx, elt)
-
-    group_slot: ClassVar[str] = "idx"
 
     @property
     def n_inputs(self) -> int:
