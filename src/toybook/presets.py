@@ -1,9 +1,7 @@
 """Named training presets: the task, architecture and optimisation of each shipped model.
 
 ``toybook train NAME`` runs ``PRESETS[NAME]``; the shipped checkpoint of the same name was
-made with it (its sidecar records the exact configs). ``max_of_2``, ``list_update`` and
-``majority`` are shipped; ``addition`` is a measured starting point (see
-``shared/notes/training-facts.md``) for the chapter work that will tune and ship it.
+made with it (its sidecar records the exact configs). Every preset here is shipped.
 """
 
 from __future__ import annotations
