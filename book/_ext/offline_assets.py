@@ -8,7 +8,7 @@
   in ``~/.cache/toybook/npm`` or ``$TOYBOOK_NPM_CACHE``); Sphinx's ``mathjax_path`` and
   sphinx-thebe's ``THEBE_JS_URL`` point at the local copies;
 - ``toybook-thebe.js`` adapts sphinx-thebe 0.3 (written for Thebe 0.8) to Thebe 0.9 and
-  lets a local Jupyter server stand in for Binder (see ``scripts/live.py``).
+  lets a local Jupyter server stand in for Binder (see ``toybook.live``).
 
 Everything is staged outside the book's own ``_static`` folder: Jupyter Book adds every
 script found under ``_static`` to every page. Inline scripts that Sphinx 7.4 registers
@@ -118,7 +118,8 @@ def per_page_scripts(app, pagename, templatename, context, doctree) -> None:
         if body and "THEBE_JS_URL" in body:
             local = pathto(f"_static/{THEBE_JS}", 1)
             body = body.replace(body.split(";")[0], f'const THEBE_JS_URL = "{local}"')
-            script = type(script)(script.filename, priority=script.priority, **{**script.attributes, "body": body})
+            attributes = {**script.attributes, "body": body}
+            script = type(script)(script.filename, priority=script.priority, **attributes)
         unique.append(script)
     context["script_files"] = unique
 

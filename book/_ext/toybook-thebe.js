@@ -7,7 +7,7 @@
  *  - gives every code cell an output slot: Thebe 0.9 pairs the i-th cell with the i-th
  *    output, so a cell without output would shift all later outputs;
  *  - connects to a local Jupyter server when the page defines window.TOYBOOK_LIVE
- *    ({baseUrl, wsUrl, token}, injected by scripts/live.py), and to Binder otherwise;
+ *    ({baseUrl, wsUrl, token}, injected by toybook.live / `make live`), and to Binder otherwise;
  *  - runs the cells tagged thebe-init once the kernel is ready, then reports status on
  *    the launch button; window.toybookThebe.ready resolves when that is done.
  */
