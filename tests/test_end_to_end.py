@@ -102,6 +102,21 @@ def test_majority_chapter_glues_the_recorded_accuracy(built_book):
 
 
 @pytest.mark.slow
+def test_addition_chapter_glues_the_recorded_accuracy_and_the_interventions(built_book):
+    recorded = toybook.load_shipped("addition").metadata["evaluations"]["accuracy_1000000_seed12345"]
+    page = built_book / "book" / "addition.html"
+    text = squashed(page_text(page))
+    assert squashed(f"The two-layer model got {recorded['random_wrong']:,} of a million random questions wrong") in text
+    assert squashed("loss above 0.01 are 7: y3, 8: y2, 9: y1, 10: y0, 11: =, 12: A5, 13: A4, 14: A3, 15: A2, "
+                    "16: A1.") in text  # positions whose ablation raises the loss
+    assert "Hypothesis 3: the cascade is resolved in layer 1" in page_text(page)
+    source = page.read_text()
+    assert source.count('class="plotly-graph-div"') >= 6
+    assert source.count('class="toybook-circuitsvis"') == 3 and "vendor/circuitsvis.js" in source
+    assert len(source) < 5 * 2**20
+
+
+@pytest.mark.slow
 def test_chapter_pages_have_the_reader_conveniences(built_book):
     page = built_book / "book" / "list_update.html"
     source = page.read_text()

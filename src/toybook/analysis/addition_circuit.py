@@ -1,0 +1,207 @@
+"""Where an addition model computes each answer digit: ablations and column patching.
+
+Three questions, three tools:
+
+- *Which positions does the algorithm use?* :func:`position_ablation_losses` mean-ablates
+  the residual stream after layer 0 at one position at a time and records each answer
+  digit's loss.
+- *Which heads, at which positions, compute which digit?* :func:`head_ablation_wrong`
+  mean-ablates one head at one position at a time (every layer, head, position) and
+  records which answers break.
+- *Where does a given sub-task happen?* The ``*_pairs`` functions build clean/donor
+  question pairs that differ in exactly what one sub-task of answer digit ``A_j`` reads
+  (column ``j`` for base add, column ``j-1`` for the carry, the columns below a sum-9
+  column for a cascade), and :func:`donor_agreement` patches chosen activations from
+  the donor into the clean run and measures how often ``A_j`` becomes the donor's.
+
+Columns are indexed from the units (column 0) as in :mod:`toybook.tasks.addition`.
+Shapes: B questions, T ``n_ctx``, L layers, H heads, A = n + 1 answer digits in answer
+order (``A_n`` first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from toybook.analysis.ablation import mean_activation
+from toybook.tasks import AdditionTask
+from toybook.tasks.addition import QuestionClass
+
+
+def prediction_position(task: AdditionTask, column: int) -> int:
+    """The position whose logits predict answer digit ``A_column`` (A_n at the ``=``)."""
+    if not 0 <= column <= task.n_digits:
+        raise ValueError(f"answer digits are A0..A{task.n_digits}, got A{column}")
+    return 2 * task.n_digits + 1 + task.n_digits - column
+
+
+def operand_positions(task: AdditionTask, column: int) -> tuple[int, int]:
+    """Positions of ``x_column`` and ``y_column``."""
+    if not 0 <= column < task.n_digits:
+        raise ValueError(f"operand columns are 0..{task.n_digits - 1}, got {column}")
+    n = task.n_digits
+    return n - 1 - column, 2 * n - column
+
+
+def class_frequencies(task: AdditionTask, n: int = 100_000, seed: int = 0) -> dict[str, float]:
+    """Fraction of ``task``'s training questions (uniform or enriched) in each question class,
+    and of questions with a cascade of depth ≥ 2, 3, 4."""
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.cat([task.train_batch(1000, generator) for _ in range(n // 1000)])
+    classes, depth = task.classify(tokens), task.cascade_depth(tokens)
+    result = {kind.name: (classes == kind).double().mean().item() for kind in QuestionClass}
+    result.update({f"depth ≥ {d}": (depth >= d).double().mean().item() for d in (2, 3, 4)})
+    return result
+
+
+def _answer_losses(task: AdditionTask, logits: Tensor, tokens: Tensor) -> Tensor:
+    """Mean loss per answer digit ``[A]``."""
+    answer = task.answer_logits(logits)
+    targets = task.targets(tokens)
+    losses = F.cross_entropy(answer.reshape(-1, answer.shape[-1]), targets.reshape(-1), reduction="none")
+    return losses.reshape(targets.shape).mean(0)
+
+
+@torch.no_grad()
+def position_ablation_losses(
+    model: torch.nn.Module, task: AdditionTask, tokens: Tensor, reference: Tensor, layer: int = 0,
+) -> Tensor:
+    """``[T, A]``: each answer digit's mean loss on ``tokens`` when the residual stream after
+    ``layer`` is replaced, at one position, by its mean over ``reference``."""
+    name = f"blocks.{layer}.hook_resid_post"
+    mean = mean_activation(model, reference, name)[0]
+    losses = torch.empty(tokens.shape[1], task.n_answers)
+    for position in range(tokens.shape[1]):
+        def hook(resid: Tensor, hook=None, position=position) -> Tensor:
+            resid = resid.clone()
+            resid[:, position] = mean[position]
+            return resid
+
+        losses[position] = _answer_losses(task, model.run_with_hooks(tokens, fwd_hooks=[(name, hook)]), tokens)
+    return losses
+
+
+@torch.no_grad()
+def head_ablation_wrong(
+    model: torch.nn.Module, task: AdditionTask, tokens: Tensor, reference: Tensor,
+    positions: Sequence[int] | None = None,
+) -> Tensor:
+    """``[L, H, P, B, A]`` bool: answer digits that are wrong when one head's output
+    (``hook_z``) at one of ``positions`` (default all) is replaced by its mean over
+    ``reference``. Answers already wrong without the ablation count as wrong too."""
+    positions = list(range(tokens.shape[1])) if positions is None else list(positions)
+    cfg = model.cfg
+    wrong = torch.zeros(cfg.n_layers, cfg.n_heads, len(positions), *task.targets(tokens).shape, dtype=torch.bool)
+    for layer in range(cfg.n_layers):
+        name = f"blocks.{layer}.attn.hook_z"
+        mean = mean_activation(model, reference, name)[0]  # [T, H, d_head]
+        for head in range(cfg.n_heads):
+            for index, position in enumerate(positions):
+                def hook(z: Tensor, hook=None, head=head, position=position) -> Tensor:
+                    z = z.clone()
+                    z[:, position, head] = mean[position, head]
+                    return z
+
+                logits = model.run_with_hooks(tokens, fwd_hooks=[(name, hook)])
+                wrong[layer, head, index] = ~task.correct(logits, tokens)
+    return wrong
+
+
+# ---- column patching ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class QuestionPairs:
+    """Clean and donor questions ``[B, T]`` that differ in what one sub-task of ``A_column``
+    reads, kept only where the right answer ``A_column`` differs between them."""
+
+    clean: Tensor
+    donor: Tensor
+    column: int
+
+
+def _digits(task: AdditionTask, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    shape = (n, task.n_digits)
+    return torch.randint(0, 10, shape, generator=generator), torch.randint(0, 10, shape, generator=generator)
+
+
+def _keep_changed(task: AdditionTask, clean: Tensor, donor: Tensor, column: int) -> QuestionPairs:
+    index = task.n_digits - column  # answer order
+    changed = task.targets(clean)[:, index] != task.targets(donor)[:, index]
+    return QuestionPairs(clean[changed], donor[changed], column)
+
+
+def base_add_pairs(task: AdditionTask, column: int, n: int = 1000, seed: int = 0) -> QuestionPairs:
+    """The donor redraws the digits of ``column`` itself: ``A_column``'s base add changes,
+    its incoming carry does not (``column`` in 0..n-1)."""
+    generator = torch.Generator().manual_seed(seed)
+    x, y = _digits(task, n, generator)
+    x2, y2 = x.clone(), y.clone()
+    x2[:, column], y2[:, column] = (torch.randint(0, 10, (n,), generator=generator) for _ in range(2))
+    return _keep_changed(task, task.encode_digits(x, y), task.encode_digits(x2, y2), column)
+
+
+def carry_pairs(task: AdditionTask, column: int, n: int = 1000, seed: int = 0) -> QuestionPairs:
+    """The donor redraws the digits of ``column - 1``: only the carry into ``column`` can
+    change (``column`` in 1..n)."""
+    generator = torch.Generator().manual_seed(seed)
+    x, y = _digits(task, n, generator)
+    x2, y2 = x.clone(), y.clone()
+    x2[:, column - 1], y2[:, column - 1] = (torch.randint(0, 10, (n,), generator=generator) for _ in range(2))
+    return _keep_changed(task, task.encode_digits(x, y), task.encode_digits(x2, y2), column)
+
+
+def cascade_pairs(task: AdditionTask, column: int, n: int = 2000, seed: int = 0) -> QuestionPairs:
+    """Column ``column - 1`` sums to 9 in both questions, so the carry into ``column`` is
+    whatever carry reaches ``column - 1`` from below; the donor redraws every column below
+    ``column - 1``, and pairs are kept where that cascaded carry differs (``column`` in 2..n)."""
+    if column < 2:
+        raise ValueError(f"a cascade into A{column} needs a column below column {column - 1}")
+    generator = torch.Generator().manual_seed(seed)
+    x, y = _digits(task, n, generator)
+    y[:, column - 1] = 9 - x[:, column - 1]
+    x2, y2 = x.clone(), y.clone()
+    below = (n, column - 1)
+    x2[:, : column - 1] = torch.randint(0, 10, below, generator=generator)
+    y2[:, : column - 1] = torch.randint(0, 10, below, generator=generator)
+    return _keep_changed(task, task.encode_digits(x, y), task.encode_digits(x2, y2), column)
+
+
+@dataclass(frozen=True)
+class Patch:
+    """Activation ``hook`` at ``positions`` (and only ``heads``, for per-head hooks such as
+    ``hook_z``), to be copied from the donor run."""
+
+    hook: str
+    positions: tuple[int, ...]
+    heads: tuple[int, ...] | None = None
+
+
+@torch.no_grad()
+def donor_agreement(model: torch.nn.Module, task: AdditionTask, pairs: QuestionPairs, patches: Sequence[Patch]) -> float:
+    """Fraction of clean questions whose predicted ``A_column`` becomes the donor's right
+    answer when every activation in ``patches`` is copied from the donor run."""
+    names = {patch.hook for patch in patches}
+    _, cache = model.run_with_cache(pairs.donor, names_filter=lambda name: name in names)
+    hooks = []
+    for patch in patches:
+        donor = cache[patch.hook]
+        positions = list(patch.positions)
+
+        def hook(activation: Tensor, hook=None, donor=donor, positions=positions, heads=patch.heads) -> Tensor:
+            activation = activation.clone()
+            if heads is None:
+                activation[:, positions] = donor[:, positions]
+            else:
+                for head in heads:
+                    activation[:, positions, head] = donor[:, positions, head]
+            return activation
+
+        hooks.append((patch.hook, hook))
+    index = task.n_digits - pairs.column
+    predicted = task.answer_logits(model.run_with_hooks(pairs.clean, fwd_hooks=hooks))[:, index].argmax(-1)
+    return (predicted == task.targets(pairs.donor)[:, index]).double().mean().item()
