@@ -135,24 +135,27 @@ def _keep_changed(task: AdditionTask, clean: Tensor, donor: Tensor, column: int)
     return QuestionPairs(clean[changed], donor[changed], column)
 
 
-def base_add_pairs(task: AdditionTask, column: int, n: int = 1000, seed: int = 0) -> QuestionPairs:
-    """The donor redraws the digits of ``column`` itself: ``A_column``'s base add changes,
-    its incoming carry does not (``column`` in 0..n-1)."""
+def _redraw_column(task: AdditionTask, redrawn: int, column: int, n: int, seed: int) -> QuestionPairs:
+    """Random questions and donors that redraw the digits of column ``redrawn`` only."""
     generator = torch.Generator().manual_seed(seed)
     x, y = _digits(task, n, generator)
     x2, y2 = x.clone(), y.clone()
-    x2[:, column], y2[:, column] = (torch.randint(0, 10, (n,), generator=generator) for _ in range(2))
+    x2[:, redrawn], y2[:, redrawn] = (torch.randint(0, 10, (n,), generator=generator) for _ in range(2))
     return _keep_changed(task, task.encode_digits(x, y), task.encode_digits(x2, y2), column)
+
+
+def base_add_pairs(task: AdditionTask, column: int, n: int = 1000, seed: int = 0) -> QuestionPairs:
+    """The donor redraws the digits of ``column`` itself: ``A_column``'s base add changes,
+    its incoming carry does not (``column`` in 0..n-1)."""
+    return _redraw_column(task, column, column, n, seed)
 
 
 def carry_pairs(task: AdditionTask, column: int, n: int = 1000, seed: int = 0) -> QuestionPairs:
     """The donor redraws the digits of ``column - 1``: only the carry into ``column`` can
     change (``column`` in 1..n)."""
-    generator = torch.Generator().manual_seed(seed)
-    x, y = _digits(task, n, generator)
-    x2, y2 = x.clone(), y.clone()
-    x2[:, column - 1], y2[:, column - 1] = (torch.randint(0, 10, (n,), generator=generator) for _ in range(2))
-    return _keep_changed(task, task.encode_digits(x, y), task.encode_digits(x2, y2), column)
+    if column < 1:
+        raise ValueError("A0 receives no carry")
+    return _redraw_column(task, column - 1, column, n, seed)
 
 
 def cascade_pairs(task: AdditionTask, column: int, n: int = 2000, seed: int = 0) -> QuestionPairs:
