@@ -21,7 +21,6 @@ TASK = toybook.get_task("addition")
 
 @pytest.fixture(scope="module")
 def model():
-    torch.set_grad_enabled(False)
     return toybook.load_model("addition")
 
 
