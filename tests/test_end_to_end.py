@@ -24,6 +24,19 @@ def squashed(text):
     return "".join(text.split())
 
 
+def check_figures(page, plots, views):
+    """At least ``plots`` plotly figures and exactly ``views`` attention views, drawn by the
+    site's own plotly.js and circuitsvis bundle (the latter only where a view needs it),
+    on a page under the 5 MB budget."""
+    source = page.read_text()
+    assert source.count('class="plotly-graph-div"') >= plots
+    assert source.count('class="toybook-circuitsvis"') == views
+    assert ("vendor/circuitsvis.js" in source) == (views > 0)
+    assert "cdn.plot.ly" not in source and "unpkg.com/circuitsvis" not in source
+    assert "plotly.min.js" in source
+    assert len(source) < 5 * 2**20
+
+
 @pytest.mark.slow
 def test_book_builds_every_toc_page(built_book):
     for name in toc_files():
@@ -52,11 +65,8 @@ def test_max_of_2_chapter_glues_the_computed_bound(built_book):
     page = built_book / "book" / "max_of_2.html"
     text = page_text(page)
     assert f"proves that at least {bound.n_certified} of the 4096 inputs" in text
-    source = page.read_text()
-    assert source.count('class="plotly-graph-div"') >= 7
-    assert "cdn.plot.ly" not in source and "plotly.min.js" in source
+    check_figures(page, plots=7, views=0)
     assert (built_book / "_static" / "vendor" / "plotly.min.js").exists()
-    assert len(source) < 5 * 2**20
 
 
 @pytest.mark.slow
@@ -79,13 +89,9 @@ def test_list_update_chapter_glues_the_recorded_and_sampled_results(built_book):
     text = squashed(page_text(page))
     assert squashed(f"Of all {recorded['n']:,} inputs, {recorded['n_wrong']:,} have a wrong answer") in text
     assert squashed("Sampled accuracy: 100.0000% (0 wrong)") in text
-    source = page.read_text()
-    assert source.count('class="plotly-graph-div"') >= 5
-    assert source.count('class="toybook-circuitsvis"') == 3
-    assert "vendor/circuitsvis.js" in source and "unpkg.com/circuitsvis" not in source
+    check_figures(page, plots=5, views=3)
     assert "vendor/circuitsvis.js" not in (built_book / "book" / "intro.html").read_text()
     assert (built_book / "_static" / "vendor" / "circuitsvis.js").exists()
-    assert len(source) < 5 * 2**20
 
 
 @pytest.mark.slow
@@ -95,10 +101,7 @@ def test_majority_chapter_glues_the_recorded_accuracy(built_book):
     text = squashed(page_text(page))
     assert squashed(f"at the last position, {recorded['last_acc']:.4%} ({recorded['last_wrong']} wrong") in text
     assert squashed(f"tie at the last position, {recorded['tie_acc']:.4%}") in text
-    source = page.read_text()
-    assert source.count('class="plotly-graph-div"') >= 4
-    assert source.count('class="toybook-circuitsvis"') == 1 and "vendor/circuitsvis.js" in source
-    assert len(source) < 5 * 2**20
+    check_figures(page, plots=4, views=1)
 
 
 @pytest.mark.slow
@@ -110,10 +113,7 @@ def test_addition_chapter_glues_the_recorded_accuracy_and_the_interventions(buil
     assert squashed("loss above 0.01 are 7: y3, 8: y2, 9: y1, 10: y0, 11: =, 12: A5, 13: A4, 14: A3, 15: A2, "
                     "16: A1.") in text  # positions whose ablation raises the loss
     assert "Hypothesis 3: the cascade is resolved in layer 1" in page_text(page)
-    source = page.read_text()
-    assert source.count('class="plotly-graph-div"') >= 6
-    assert source.count('class="toybook-circuitsvis"') == 3 and "vendor/circuitsvis.js" in source
-    assert len(source) < 5 * 2**20
+    check_figures(page, plots=6, views=3)
 
 
 @pytest.mark.slow
