@@ -5,7 +5,8 @@ A checkpoint ``NAME`` is two files (three with snapshots) in one folder:
 - ``NAME.safetensors``: the weights, keyed as ``model.state_dict()`` (TransformerLens
   names such as ``blocks.0.attn.q.weight``);
 - ``NAME.json``: the task and its parameters, the model and training configs, the
-  training record (steps, wall time, versions, history of metrics), the final metrics,
+  training record (steps, wall time, the environment the floats depend on — see
+  :mod:`toybook.environment` — and the history of metrics), the final metrics,
   any recorded evaluations, and the SHA-256 of every weights file;
 - ``NAME.snapshots.safetensors`` (optional): weights during training, keyed
   ``"<step>/<parameter>"``.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from toybook._version import __version__
+from toybook.environment import current_environment
 from toybook.errors import CheckpointError, ToybookError
 from toybook.model import ModelConfig, build_model, count_parameters
 from toybook.tasks import Task, get_task
@@ -112,10 +113,8 @@ def save_checkpoint(
             "steps": result.train_config.steps,
             "wall_time_s": round(result.wall_time_s, 2),
             "device": result.device,
-            "torch_version": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "machine": platform.machine(),
             "n_parameters": count_parameters(result.model),
+            "environment": result.environment or current_environment(result.device),
         },
         "final_metrics": result.final_metrics,
         "evaluations": {},

@@ -1,4 +1,4 @@
-"""The ``toybook`` command: ``list``, ``train`` and ``eval``.
+"""The ``toybook`` command: ``list``, ``train``, ``eval``, ``reproduce`` and ``live``.
 
 Errors in arguments or inputs print one line and exit with status 2; no tracebacks.
 """
@@ -73,6 +73,24 @@ def parser() -> argparse.ArgumentParser:
         "--record", action="store_true", help="store the result in the checkpoint's sidecar"
     )
     evaluating.set_defaults(command=cmd_eval)
+
+    again = commands.add_parser(
+        "reproduce",
+        help="retrain shipped models from their recorded configs and compare",
+        description="Retrain shipped models from their recorded configs and compare them "
+        "with the shipped checkpoints: bit-identical weights where the recorded "
+        "environment matches this machine, otherwise the same accuracy and circuit "
+        "claims. Example: toybook reproduce max_of_2",
+    )
+    again.add_argument("names", nargs="*", metavar="NAME", help="shipped models to retrain")
+    again.add_argument("--all", action="store_true", help="every shipped model")
+    again.add_argument(
+        "--out", type=Path, default=Path("checkpoints/reproduced"),
+        help="folder for the retrained checkpoints (default: checkpoints/reproduced)",
+    )
+    again.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    again.add_argument("--quiet", action="store_true", help="no progress bars")
+    again.set_defaults(command=cmd_reproduce)
 
     live = commands.add_parser(
         "live", help="serve the built book with live cells on a local Jupyter server"
@@ -184,6 +202,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
         record_evaluation(checkpoint.path, label, result.to_dict())
         print(f"recorded as {label!r} in {checkpoint.path}")
     return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from toybook.reproduce import reproduce
+    from toybook.zoo import shipped_names, shipped_path
+
+    if args.all == bool(args.names):
+        raise ToybookError("name the shipped models to reproduce, or use --all (not both); "
+                           f"shipped models: {', '.join(shipped_names())}")
+    names = shipped_names() if args.all else args.names
+    paths = [shipped_path(name) for name in names]  # unknown names fail before any training
+    device = check_device(args.device)
+    started = time.perf_counter()
+    reports = []
+    for path in paths:
+        report = reproduce(path, args.out, device=device, progress=not args.quiet,
+                           log=lambda line: print(line, flush=True))
+        print(report, flush=True)
+        reports.append(report)
+    failed = [report.name for report in reports if not report.reproduced]
+    print(f"{len(reports) - len(failed)} of {len(reports)} reproduced "
+          f"in {time.perf_counter() - started:.0f} s" + (f"; not: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
 
 
 def cmd_live(args: argparse.Namespace) -> int:

@@ -8,7 +8,10 @@ evaluation set; every ``snapshot_every`` steps it keeps a copy of the weights (f
 training-dynamics plots such as grokking).
 
 Determinism: the model is initialised from ``seed`` and batches are drawn from a CPU
-generator seeded from ``seed``; the same seed on the same device gives the same weights.
+generator seeded from ``seed``. The same seed gives the same weights bit for bit only in
+the same environment (torch version, CPU kernels, thread count; see
+:mod:`toybook.environment`), which the run records; elsewhere it gives a model that
+behaves the same.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from torch import Tensor
 from tqdm import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
+from toybook.environment import current_environment
 from toybook.errors import ToybookError
 from toybook.model import ModelConfig, build_model, trainable_parameters
 from toybook.tasks import Task
@@ -85,6 +89,7 @@ class TrainResult:
     snapshots: dict[int, dict[str, Tensor]] = field(default_factory=dict)  # step → weights
     wall_time_s: float = 0.0
     device: str = "cpu"
+    environment: dict[str, Any] = field(default_factory=dict)  # what the floats depend on
 
     @property
     def final_metrics(self) -> dict[str, Any]:
@@ -117,6 +122,7 @@ def train(
 
     history: list[dict[str, Any]] = []
     snapshots: dict[int, dict[str, Tensor]] = {}
+    environment = current_environment(device)
     start = time.perf_counter()
     bar = tqdm(range(cfg.steps + 1), desc=f"train {task.name}", disable=not progress)
     for step in bar:
@@ -153,6 +159,7 @@ def train(
         snapshots=snapshots,
         wall_time_s=time.perf_counter() - start,
         device=str(device),
+        environment=environment,
     )
 
 
