@@ -14,6 +14,22 @@ ROOT = Path(__file__).resolve().parents[1]
 JUPYTER_BOOK = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
 
 
+REPRODUCIBILITY = pytest.StashKey[list]()
+
+
+def record_reproducibility(request, name, level):
+    """Note which reproducibility level a test checked, for the run's closing summary."""
+    request.config.stash.setdefault(REPRODUCIBILITY, []).append(f"{name}: {level}")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    lines = config.stash.get(REPRODUCIBILITY, [])
+    if lines:
+        terminalreporter.section("reproducibility checked")
+        for line in lines:
+            terminalreporter.line(line)
+
+
 @pytest.fixture(autouse=True)
 def _two_threads():
     """Tests run with the thread count the shipped models were trained with."""

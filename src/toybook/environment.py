@@ -93,6 +93,10 @@ def bit_identity_mismatch(recorded: dict[str, Any] | None, current: dict[str, An
     return reasons
 
 
+def _threads(count: Any) -> str:
+    return f"{count} thread" + ("" if count == 1 else "s")
+
+
 def describe(environment: dict[str, Any]) -> str:
     """One line: torch version, device and kernels, threads."""
     if environment.get("device") == "cuda":
@@ -100,7 +104,7 @@ def describe(environment: dict[str, Any]) -> str:
     else:
         where = (f"cpu {environment.get('cpu_capability', UNKNOWN)} "
                  f"({environment.get('cpu_model', UNKNOWN)}), "
-                 f"{environment.get('threads', UNKNOWN)} threads")
+                 f"{_threads(environment.get('threads', UNKNOWN))}")
     overrides = environment.get("kernel_overrides") or {}
     if isinstance(overrides, dict):
         extra = "".join(f", {k}={v}" for k, v in overrides.items())

@@ -1,0 +1,46 @@
+"""Every chapter's key circuit claims hold on the shipped models, and can fail.
+
+The claims live in `toybook.claims` so that `toybook reproduce` can check them on a
+retrained model; the chapters' detailed tests sit in `test_*_circuit.py`.
+"""
+
+import pytest
+
+import toybook
+from toybook.claims import CLAIMS, check_claims, claims_for
+from toybook.errors import UnknownModelError
+from toybook.zoo import shipped_names
+
+
+def test_every_shipped_model_has_claims():
+    assert set(CLAIMS) == set(shipped_names())
+
+
+@pytest.fixture(scope="module")
+def results():
+    return {name: check_claims(name, toybook.load_model(name)) for name in CLAIMS}
+
+
+@pytest.mark.parametrize(
+    "name, claim", [(name, claim.name) for name in CLAIMS for claim in claims_for(name)]
+)
+def test_claim_holds_on_the_shipped_model(results, name, claim):
+    result = next(r for r in results[name] if r.claim.name == claim)
+    assert result.holds, str(result)
+
+
+def test_claims_fail_on_an_untrained_model():
+    checkpoint = toybook.load_shipped("max_of_2")
+    untrained = toybook.build_model(checkpoint.model_config, seed=5)
+    failing = {r.claim.name for r in check_claims("max_of_2", untrained) if not r.holds}
+    assert {"qk_monotone", "ov_copies", "bound"} <= failing
+
+
+def test_claims_of_an_unknown_model():
+    with pytest.raises(UnknownModelError, match="no circuit claims for 'max_of_3'"):
+        claims_for("max_of_3")
+
+
+def test_result_line_says_pass_or_fail(results):
+    line = str(results["max_of_2"][0])
+    assert line.startswith("pass  qk_monotone") and "in [1, 1]" in line
