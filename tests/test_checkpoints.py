@@ -15,6 +15,7 @@ from toybook.checkpoint import (
     record_evaluation,
     save_checkpoint,
     sha256_file,
+    sign_sidecar,
 )
 from toybook.errors import CheckpointError, UnknownModelError
 from toybook.training import TrainConfig, train
@@ -70,18 +71,26 @@ def flip_a_byte(path):
     path.write_bytes(bytes(data))
 
 
-def edit_sidecar(change):
+def edit_sidecar(change, sign=False):
+    """An edit by hand; ``sign=True``: a deliberate one, re-signed with `sign_sidecar`,
+    which leaves only the deeper checks to catch what is wrong with it."""
     def apply(sidecar):
         meta = json.loads(sidecar.read_text())
         change(meta)
         sidecar.write_text(json.dumps(meta))
+        if sign:
+            sign_sidecar(sidecar)
     return apply
+
+
+def signed_edit(change):
+    return edit_sidecar(change, sign=True)
 
 
 def truncate_and_rehash(sidecar):
     weights = sidecar.with_suffix(".safetensors")
     weights.write_bytes(weights.read_bytes()[:100])
-    edit_sidecar(lambda m: m["weights"].update(sha256=sha256_file(weights)))(sidecar)
+    signed_edit(lambda m: m["weights"].update(sha256=sha256_file(weights)))(sidecar)
 
 
 TAMPERING = [
@@ -92,12 +101,25 @@ TAMPERING = [
     (lambda s: s.write_text("{not json"), "not valid JSON"),
     (lambda s: s.write_text("[]"), "not a toybook checkpoint"),
     (edit_sidecar(lambda m: m.update(format_version=99)), "format version 99"),
-    (edit_sidecar(lambda m: m["model_config"].update(d_model=16, d_head=16)), "checkpoint/config mismatch.*'embed.weight' has shape"),
-    (edit_sidecar(lambda m: m["model_config"].update(n_layers=2)), "checkpoint/config mismatch.*lack"),
-    (edit_sidecar(lambda m: m["model_config"].update(d_vocab=70)), "invalid configuration.*d_vocab=70"),
-    (edit_sidecar(lambda m: m["task"].update(name="maxof2")), "invalid configuration.*unknown task"),
-    (edit_sidecar(lambda m: m["model_config"].update(width=3)), "unknown ModelConfig fields"),
-    (edit_sidecar(lambda m: m.pop("weights")), "no 'weights' entry"),
+    (edit_sidecar(lambda m: m.update(format_version=1)), "format version 1.*sign_sidecar"),
+    (edit_sidecar(lambda m: m.pop("checksums")), "no 'checksums' entry"),
+    # edits by hand: the checksums name what changed
+    (edit_sidecar(lambda m: m["model_config"].update(act_fn="gelu")), r"modified outside toybook \(changed: model_config.act_fn\)"),
+    (edit_sidecar(lambda m: m["evaluations"].update(exhaustive={"n": 4096, "n_wrong": 0})), r"\(added: evaluations.exhaustive; removed: evaluations\)"),
+    (edit_sidecar(lambda m: m["training"]["environment"].update(threads=64)), r"\(changed: training.environment\)"),
+    (edit_sidecar(lambda m: m["training"].update(wall_time_s=1.0)), r"\(changed: training.wall_time_s\)"),
+    (edit_sidecar(lambda m: m["history"][-1].update(eval_acc=1.0)), r"\(changed: history\)"),
+    (edit_sidecar(lambda m: m["weights"].update(sha256="0" * 64)), r"\(changed: weights.sha256\)"),
+    (edit_sidecar(lambda m: m.update(note="hi")), r"\(added: note\)"),
+    (edit_sidecar(lambda m: m["checksums"].update({"history": "0" * 64})), r"\(changed: history\)"),
+    # deliberate, re-signed edits: the deeper checks still catch a sidecar that lies
+    (signed_edit(lambda m: m["model_config"].update(d_model=16, d_head=16)), "checkpoint/config mismatch.*'embed.weight' has shape"),
+    (signed_edit(lambda m: m["model_config"].update(n_layers=2)), "checkpoint/config mismatch.*lack"),
+    (signed_edit(lambda m: m["model_config"].update(d_vocab=70)), "invalid configuration.*d_vocab=70"),
+    (signed_edit(lambda m: m["task"].update(name="maxof2")), "invalid configuration.*unknown task"),
+    (signed_edit(lambda m: m["model_config"].update(width=3)), "unknown ModelConfig fields"),
+    (signed_edit(lambda m: m.pop("weights")), "no 'weights' entry"),
+    (signed_edit(lambda m: m["weights"].update(sha256="0" * 64)), "checksum mismatch for tiny.safetensors"),
 ]
 
 
@@ -106,6 +128,38 @@ def test_tampering_is_detected(saved, tamper, message):
     tamper(saved)
     with pytest.raises(CheckpointError, match=message):
         load_checkpoint(saved)
+
+
+def test_a_signed_deliberate_edit_loads(saved):
+    signed_edit(lambda m: m.update(note="trained for the seminar"))(saved)
+    assert load_checkpoint(saved).metadata["note"] == "trained for the seminar"
+
+
+def test_record_evaluation_re_signs(saved):
+    record_evaluation(saved, "sample", {"n": 10, "n_wrong": 1})
+    assert read_sidecar(saved)["evaluations"]["sample"] == {"n": 10, "n_wrong": 1}
+    edit_sidecar(lambda m: m["evaluations"]["sample"].update(n_wrong=0))(saved)
+    with pytest.raises(CheckpointError, match=r"\(changed: evaluations.sample\)"):
+        read_sidecar(saved)
+
+
+@pytest.mark.parametrize("interrupt_at", ["sidecar_text", "sha256_file"])
+def test_an_interrupted_save_leaves_the_previous_checkpoint(run, saved, monkeypatch, interrupt_at):
+    before = {path.name: path.read_bytes() for path in saved.parent.iterdir()}
+    better = train(TASK, CONFIG, TrainConfig(steps=25, batch_size=None, log_every=5), progress=False)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(f"toybook.checkpoint.{interrupt_at}", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(better, saved)
+    assert {path.name: path.read_bytes() for path in saved.parent.iterdir()} == before
+    monkeypatch.undo()
+    load_checkpoint(saved)
+    save_checkpoint(better, saved)  # and a save that completes replaces it
+    assert load_checkpoint(saved).metadata["training"]["steps"] == 25
+    assert not list(saved.parent.glob(".*.tmp"))
 
 
 def test_corrupted_snapshots_are_detected(saved):

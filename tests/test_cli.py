@@ -28,7 +28,14 @@ def test_list(capsys):
 
 def test_eval_shipped(capsys):
     code, out, _ = run_cli(capsys, "eval", "max_of_2")
-    assert code == 0 and "on all inputs: 4,096/4,096 correct, accuracy 100.0000%" in out
+    assert code == 0 and "on all 4,096 inputs: 4,096 correct, 0 wrong" in out
+    assert "does not apply" not in out
+
+
+def test_eval_says_when_n_does_not_apply(capsys):
+    code, out, _ = run_cli(capsys, "eval", "max_of_2", "--n", "5", "--quiet")
+    assert code == 0 and "max_of_2 has only 4,096 inputs: evaluating all of them (--n 5 does not apply)" in out
+    assert "on all 4,096 inputs" in out
 
 
 def test_train_then_eval(capsys, tmp_path):
@@ -37,7 +44,9 @@ def test_train_then_eval(capsys, tmp_path):
     assert code == 0 and "trained max_of_2 for 30 steps" in out
     assert out_path.with_suffix(".safetensors").exists() and out_path.with_suffix(".json").exists()
     code, out, _ = run_cli(capsys, "eval", "max_of_2", "--checkpoint", str(out_path), "--record")
-    assert code == 0 and "/4,096 correct" in out and "recorded as 'exhaustive'" in out
+    assert code == 0 and "on all 4,096 inputs:" in out and "recorded as 'exhaustive'" in out
+    recorded = read_sidecar(out_path)["evaluations"]["exhaustive"]
+    assert recorded["n"] == 4096 and "min_margin" in recorded and "wrong_by_group" in recorded
 
 
 @pytest.mark.parametrize(

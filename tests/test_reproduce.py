@@ -6,7 +6,9 @@ import json
 import pytest
 
 import toybook
+from toybook.checkpoint import sign_sidecar
 from toybook.cli import main
+from toybook.environment import current_environment
 from toybook.errors import ToybookError
 from toybook.reproduce import reproduce
 
@@ -21,9 +23,11 @@ def tiny(tmp_path):
 
 
 def edit_sidecar(path, edit):
+    """A deliberate edit, re-signed (the sidecar's checksums would refuse it otherwise)."""
     metadata = json.loads(path.read_text())
     edit(metadata)
     path.write_text(json.dumps(metadata))
+    sign_sidecar(path)
 
 
 def test_same_environment_gives_the_same_bits(tiny, tmp_path):
@@ -38,12 +42,14 @@ def test_same_environment_gives_the_same_bits(tiny, tmp_path):
 
 
 def test_another_environment_is_judged_by_behaviour(tiny, tmp_path):
+    other = "AVX2" if current_environment()["cpu_capability"] == "AVX512" else "AVX512"
+
     def elsewhere(metadata):
-        metadata["training"]["environment"]["cpu_capability"] = "AVX512"
+        metadata["training"]["environment"]["cpu_capability"] = other
         metadata["train_config"]["seed"] = 1  # a rerun that cannot give the same bits
     edit_sidecar(tiny, elsewhere)
     report = reproduce(tiny, tmp_path / "again", progress=False)
-    assert report.level == "behaviour" and report.mismatch[0].startswith("cpu_capability: 'AVX512'")
+    assert report.level == "behaviour" and report.mismatch[0].startswith(f"cpu_capability: '{other}'")
     assert not report.bit_identical and report.max_logit_diff > 0
     assert report.accuracy.what == "all 4,096 inputs" and report.accuracy.retrained_wrong > 0
     assert report.reproduced  # the tiny model was imperfect too: its error count is not judged
@@ -73,6 +79,11 @@ def test_an_unwritable_output_fails_before_training(tiny, tmp_path):
     blocker.write_text("")
     with pytest.raises(ToybookError, match="cannot write the retrained checkpoint into"):
         reproduce(tiny, blocker / "sub", progress=False)
+
+
+def test_reproducing_into_its_own_folder_is_refused(tiny):
+    with pytest.raises(ToybookError, match="would overwrite the checkpoint being reproduced"):
+        reproduce(tiny, tiny.parent, progress=False)
 
 
 @pytest.mark.parametrize(

@@ -7,19 +7,21 @@ A checkpoint ``NAME`` is two files (three with snapshots) in one folder:
 - ``NAME.json``: the task and its parameters, the model and training configs, the
   training record (steps, wall time, the environment the floats depend on — see
   :mod:`toybook.environment` — and the history of metrics), the final metrics,
-  any recorded evaluations, and the SHA-256 of every weights file;
+  any recorded evaluations, the SHA-256 of every weights file, and ``checksums``: the
+  SHA-256 of every field above, so that an edit by hand is caught and named;
 - ``NAME.snapshots.safetensors`` (optional): weights during training, keyed
   ``"<step>/<parameter>"``.
 
 Loading recomputes the checksums and checks every parameter's shape against the config,
 so a corrupted file, a tampered file or a sidecar from another model fails with a
-:class:`~toybook.errors.CheckpointError` that says which.
+:class:`~toybook.errors.CheckpointError` that says which. Files are written atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ from toybook.tasks import Task, get_task
 from toybook.training import TrainResult, check_compatible
 
 FORMAT = "toybook-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: checksums over every sidecar field
 
 
 @dataclass
@@ -83,64 +85,148 @@ def sha256_file(path: Path) -> str:
 def save_checkpoint(
     result: TrainResult, path: str | Path, extra: dict[str, Any] | None = None
 ) -> Path:
-    """Write ``result`` as checkpoint ``path`` (``dir/NAME``); returns the sidecar path."""
+    """Write ``result`` as checkpoint ``path`` (``dir/NAME``); returns the sidecar path.
+
+    Every file is written next to its destination under a temporary name and renamed into
+    place only once all of them are complete, sidecar last: a save interrupted while
+    writing leaves the previous checkpoint as it was. (The renames themselves, one per
+    file, are the only step that is not atomic across files.)"""
     weights_path, sidecar_path, snapshots_path = checkpoint_files(path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
-    safetensors.torch.save_file(_plain(result.model.state_dict()), weights_path)
-    snapshots = None
-    if result.snapshots:
-        flat = {
-            f"{step}/{key}": value
-            for step, state in result.snapshots.items()
-            for key, value in state.items()
+    staged: list[tuple[Path, Path]] = []  # (temporary, final)
+    try:
+        weights_tmp = _stage(weights_path, staged)
+        safetensors.torch.save_file(_plain(result.model.state_dict()), weights_tmp)
+        snapshots = None
+        if result.snapshots:
+            flat = {
+                f"{step}/{key}": value
+                for step, state in result.snapshots.items()
+                for key, value in state.items()
+            }
+            snapshots_tmp = _stage(snapshots_path, staged)
+            safetensors.torch.save_file(_plain(flat), snapshots_tmp)
+            snapshots = {
+                "file": snapshots_path.name,
+                "sha256": sha256_file(snapshots_tmp),
+                "steps": sorted(result.snapshots),
+            }
+        metadata = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "name": weights_path.stem,
+            "task": {"name": result.task.name, "params": result.task.params()},
+            "model_config": result.model_config.to_dict(),
+            "train_config": result.train_config.to_dict(),
+            "training": {
+                "steps": result.train_config.steps,
+                "wall_time_s": round(result.wall_time_s, 2),
+                "device": result.device,
+                "n_parameters": count_parameters(result.model),
+                "environment": result.environment or current_environment(result.device),
+            },
+            "final_metrics": result.final_metrics,
+            "evaluations": {},
+            "toybook_version": __version__,
+            "weights": {"file": weights_path.name, "sha256": sha256_file(weights_tmp)},
+            "snapshots": snapshots,
+            "history": result.history,
+            **(extra or {}),
         }
-        safetensors.torch.save_file(_plain(flat), snapshots_path)
-        snapshots = {
-            "file": snapshots_path.name,
-            "sha256": sha256_file(snapshots_path),
-            "steps": sorted(result.snapshots),
-        }
-    elif snapshots_path.exists():
+        _stage(sidecar_path, staged).write_text(sidecar_text(metadata))
+    except BaseException:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+        raise
+    for temporary, final in staged:
+        os.replace(temporary, final)
+    if not result.snapshots and snapshots_path.exists():
         snapshots_path.unlink()
-    metadata = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "name": weights_path.stem,
-        "task": {"name": result.task.name, "params": result.task.params()},
-        "model_config": result.model_config.to_dict(),
-        "train_config": result.train_config.to_dict(),
-        "training": {
-            "steps": result.train_config.steps,
-            "wall_time_s": round(result.wall_time_s, 2),
-            "device": result.device,
-            "n_parameters": count_parameters(result.model),
-            "environment": result.environment or current_environment(result.device),
-        },
-        "final_metrics": result.final_metrics,
-        "evaluations": {},
-        "toybook_version": __version__,
-        "weights": {"file": weights_path.name, "sha256": sha256_file(weights_path)},
-        "snapshots": snapshots,
-        "history": result.history,
-        **(extra or {}),
-    }
+    return sidecar_path
+
+
+def sidecar_text(metadata: dict[str, Any]) -> str:
+    """The sidecar as written: floats to 7 significant digits, a ``checksums`` entry,
+    two-space indentation except one line per history row (keeps it small)."""
+    data = _rounded({key: value for key, value in metadata.items() if key != "checksums"})
+    data["checksums"] = field_checksums(data)
+    history = data.pop("history", [])
+    text = json.dumps(data, indent=2)
+    rows = ",\n".join("    " + json.dumps(row) for row in history)
+    return text[:-2] + ',\n  "history": [\n' + rows + "\n  ]\n}\n"
+
+
+def write_sidecar(path: Path, metadata: dict[str, Any]) -> None:
+    """Write (atomically) and sign the sidecar ``path``."""
+    path = Path(path)
+    temporary = _temporary(path)
+    try:
+        temporary.write_text(sidecar_text(metadata))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def field_checksums(data: dict[str, Any]) -> dict[str, str]:
+    """SHA-256 of each field's canonical JSON, one level deep (``model_config.act_fn``,
+    ``training.environment``, ``evaluations.exhaustive``, ``history``, ...), so that a
+    changed sidecar names the field that changed."""
+    fields = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            for sub, item in value.items():
+                fields[f"{key}.{sub}"] = _digest(item)
+        else:
+            fields[key] = _digest(value)
+    return fields
+
+
+def sign_sidecar(path: str | Path) -> Path:
+    """Recompute a sidecar's checksums after a deliberate edit by hand (and upgrade a
+    version-1 sidecar, which had none). Check the contents first: after this, toybook
+    trusts them."""
+    _, sidecar_path, _ = checkpoint_files(path)
+    metadata = _parse_sidecar(sidecar_path)
+    metadata["format_version"] = FORMAT_VERSION
     write_sidecar(sidecar_path, metadata)
     return sidecar_path
 
 
-def write_sidecar(path: Path, metadata: dict[str, Any]) -> None:
-    """JSON with two-space indentation, except one line per history row (keeps it small)."""
-    history = metadata.get("history", [])
-    body = {key: value for key, value in metadata.items() if key != "history"}
-    text = json.dumps(_rounded(body), indent=2)
-    rows = ",\n".join("    " + json.dumps(_rounded(row)) for row in history)
-    text = text[:-2] + ',\n  "history": [\n' + rows + "\n  ]\n}\n"
-    Path(path).write_text(text)
-
-
 def read_sidecar(path: str | Path) -> dict[str, Any]:
-    """The sidecar's metadata, checked for format; does not touch the weights."""
+    """The sidecar's metadata, its format and checksums verified (the ``checksums`` entry
+    is not returned); does not touch the weights."""
     _, sidecar_path, _ = checkpoint_files(path)
+    metadata = _parse_sidecar(sidecar_path)
+    if metadata.get("format_version") != FORMAT_VERSION:
+        hint = (" (version 1 sidecars have no checksums over their contents: check the "
+                "contents, then toybook.checkpoint.sign_sidecar(path) upgrades it)"
+                if metadata.get("format_version") == 1 else "")
+        raise CheckpointError(
+            f"{sidecar_path} has format version {metadata.get('format_version')}; this "
+            f"toybook reads version {FORMAT_VERSION}{hint}"
+        )
+    recorded = metadata.pop("checksums", None)
+    if not isinstance(recorded, dict):
+        raise CheckpointError(f"checkpoint sidecar {sidecar_path} has no 'checksums' entry")
+    actual = field_checksums(metadata)
+    changed = sorted(key for key in recorded.keys() & actual.keys() if recorded[key] != actual[key])
+    added, removed = sorted(actual.keys() - recorded.keys()), sorted(recorded.keys() - actual.keys())
+    if changed or added or removed:
+        found = [f"{what}: {', '.join(keys)}" for what, keys in
+                 (("changed", changed), ("added", added), ("removed", removed)) if keys]
+        raise CheckpointError(
+            f"checkpoint sidecar {sidecar_path} was modified outside toybook "
+            f"({'; '.join(found)}); its checksums cover the task, configs, training record, "
+            f"environment and recorded evaluations. If the edit was deliberate, "
+            f"toybook.checkpoint.sign_sidecar(path) re-signs it"
+        )
+    for key in ("name", "task", "model_config", "weights"):
+        if key not in metadata:
+            raise CheckpointError(f"checkpoint sidecar {sidecar_path} has no {key!r} entry")
+    return metadata
+
+
+def _parse_sidecar(sidecar_path: Path) -> dict[str, Any]:
     if not sidecar_path.exists():
         raise CheckpointError(f"checkpoint sidecar {sidecar_path} does not exist")
     try:
@@ -149,14 +235,6 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint sidecar {sidecar_path} is not valid JSON: {error}")
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise CheckpointError(f"{sidecar_path} is not a toybook checkpoint sidecar")
-    if metadata.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{sidecar_path} has format version {metadata.get('format_version')}; this "
-            f"toybook reads version {FORMAT_VERSION}"
-        )
-    for key in ("name", "task", "model_config", "weights"):
-        if key not in metadata:
-            raise CheckpointError(f"checkpoint sidecar {sidecar_path} has no {key!r} entry")
     return metadata
 
 
@@ -242,6 +320,21 @@ def _verified_tensors(path: Path, expected_sha256: str) -> dict[str, Tensor]:
         raise CheckpointError(f"cannot read {path.name} as safetensors: {error}")
 
 
+def _temporary(final: Path) -> Path:
+    """A temporary name beside ``final`` (same folder, so the rename is atomic)."""
+    return final.with_name(f".{final.name}.{os.getpid()}.tmp")
+
+
+def _stage(final: Path, staged: list[tuple[Path, Path]]) -> Path:
+    staged.append((_temporary(final), final))
+    return staged[-1][0]
+
+
+def _digest(value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _plain(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return {key: value.detach().cpu().contiguous().clone() for key, value in state.items()}
 
@@ -258,6 +351,6 @@ def _rounded(value: Any) -> Any:
 
 
 __all__ = [
-    "Checkpoint", "checkpoint_files", "load_checkpoint", "load_snapshots",
-    "read_sidecar", "record_evaluation", "save_checkpoint", "summarize_evaluation",
+    "Checkpoint", "checkpoint_files", "load_checkpoint", "load_snapshots", "read_sidecar",
+    "record_evaluation", "save_checkpoint", "sign_sidecar", "summarize_evaluation",
 ]

@@ -245,7 +245,7 @@ def _addition_1l() -> tuple[Claim, ...]:
 
     def wrong(set_names):
         def measure(model):
-            result = addition_accuracy(model, task, n_random=0, seed=777, per_layout=10)
+            result = addition_accuracy(model, task, n_random=0, seed=777, per_layout=50)
             return float(sum(result.sets[name][1] for name in set_names))
         return measure
 

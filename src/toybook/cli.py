@@ -23,6 +23,9 @@ from toybook.tasks import TASKS
 from toybook.training import train
 from toybook.zoo import list_models, load_shipped
 
+DEFAULT_EVAL_N = 10_000
+SMALL_INPUT_SPACE = 100_000  # evaluated exhaustively by default (max_of_2: 4,096)
+
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
@@ -59,7 +62,11 @@ def parser() -> argparse.ArgumentParser:
     evaluating = commands.add_parser("eval", help="accuracy of a shipped or saved model")
     evaluating.add_argument("task", metavar="TASK", help="a task or shipped model name")
     evaluating.add_argument("--checkpoint", type=Path, help="a saved checkpoint (default: shipped)")
-    evaluating.add_argument("--n", type=positive_int, default=10_000, help="random sequences")
+    evaluating.add_argument(
+        "--n", type=positive_int,
+        help=f"random sequences (default {DEFAULT_EVAL_N:,}); a task with at most "
+             f"{SMALL_INPUT_SPACE:,} inputs is always evaluated on all of them",
+    )
     evaluating.add_argument("--seed", type=int, default=12345, help="seed of the sample")
     evaluating.add_argument("--device", default="cpu")
     evaluating.add_argument(
@@ -184,12 +191,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     task = checkpoint.task
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.all:
+    small = task.n_inputs is not None and task.n_inputs <= SMALL_INPUT_SPACE
+    if small and args.n is not None and not args.all:
+        print(f"{task.name} has only {task.n_inputs:,} inputs: evaluating all of them "
+              f"(--n {args.n:,} does not apply)")
+    if args.all or small:
         return eval_all(checkpoint, args)
-    tokens = task.eval_data(args.n, args.seed)
-    exhaustive = hasattr(task, "all_inputs") and len(tokens) == len(task.all_inputs())
-    result = evaluate(checkpoint.model, task, tokens)
-    what = "all inputs" if exhaustive else f"{result.n:,} random sequences (seed {args.seed})"
+    n = DEFAULT_EVAL_N if args.n is None else args.n
+    result = evaluate(checkpoint.model, task, task.eval_data(n, args.seed))
+    what = f"{result.n:,} random sequences (seed {args.seed})"
     print(f"{checkpoint.name} on {what}: {result.n - result.n_wrong:,}/{result.n:,} correct, "
           f"accuracy {result.acc:.4%}, loss {result.loss:.3g}")
     if task.n_answers <= 12:
@@ -198,7 +208,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
         print(f"per answer position: {per_pos}")
     if args.record:
-        label = "exhaustive" if exhaustive else f"random_{args.n}_seed{args.seed}"
+        label = f"random_{n}_seed{args.seed}"
         record_evaluation(checkpoint.path, label, result.to_dict())
         print(f"recorded as {label!r} in {checkpoint.path}")
     return 0

@@ -129,6 +129,9 @@ def reproduce(
     compare. The recorded thread count is used while training, then restored."""
     shipped = load_checkpoint(path, device=device)
     out = Path(out_dir) / shipped.name
+    if checkpoint_files(out)[1].resolve() == shipped.path.resolve():
+        raise ToybookError(f"--out {out_dir} would overwrite the checkpoint being reproduced; "
+                           f"choose another folder")
     check_writable(out)
     recorded = shipped.metadata["training"].get("environment") or {}
     threads = torch.get_num_threads()
