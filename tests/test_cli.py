@@ -1,5 +1,6 @@
 """The `toybook` command: list, train, eval, and one-line errors."""
 
+import argparse
 import shutil
 import subprocess
 import sys
@@ -8,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from toybook.checkpoint import read_sidecar
-from toybook.cli import main
+import toybook
+from toybook.cli import main, parser
 from toybook.zoo import SHIPPED_DIR
 
 
@@ -49,11 +51,35 @@ def test_train_then_eval(capsys, tmp_path):
     assert recorded["n"] == 4096 and "min_margin" in recorded and "wrong_by_group" in recorded
 
 
+def test_train_checks_its_output_before_training(capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, out, err = run_cli(capsys, "train", "max_of_2", "--out", str(blocker / "m2"), "--quiet")
+    assert code == 2 and "cannot write a checkpoint into" in err and "trained" not in out
+    existing = tmp_path / "m2"
+    code, _, _ = run_cli(capsys, "train", "max_of_2", "--steps", "5", "--out", str(existing), "--quiet")
+    before = existing.with_suffix(".json").read_bytes()
+    code, out, err = run_cli(capsys, "train", "max_of_2", "--steps", "6", "--out", str(existing), "--quiet")
+    assert code == 2 and f"checkpoint {existing} already exists" in err and "--force" in err
+    assert existing.with_suffix(".json").read_bytes() == before
+    code, out, _ = run_cli(capsys, "train", "max_of_2", "--steps", "6", "--out", str(existing), "--quiet", "--force")
+    assert code == 0 and read_sidecar(existing)["training"]["steps"] == 6
+
+
+def test_record_into_the_shipped_package_is_refused(capsys):
+    before = (SHIPPED_DIR / "max_of_2.json").read_bytes()
+    code, out, err = run_cli(capsys, "eval", "max_of_2", "--record")
+    assert code == 2 and "would rewrite the shipped checkpoint 'max_of_2'" in err
+    assert "--checkpoint FOLDER/max_of_2 --record" in err and out == ""
+    assert (SHIPPED_DIR / "max_of_2.json").read_bytes() == before
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["train", "max_of_3"], "no training preset 'max_of_3'"),
         (["eval", "nonsense"], "no shipped model 'nonsense'"),
+        (["eval", "nonsense", "--record"], "no shipped model 'nonsense'"),
         (["eval", "max_of_2", "--checkpoint", "/nonexistent/x"], "does not exist"),
         (["train", "max_of_2", "--device", "cuda"], "CUDA is not available"),
         (["train", "max_of_2", "--device", "tpu"], "unknown device 'tpu'"),
@@ -101,3 +127,16 @@ def test_live_needs_a_built_site(capsys, tmp_path):
     code = main(["live", "--site", str(tmp_path)])
     _, err = capsys.readouterr()
     assert code == 2 and "holds no built site (no index.html)" in err
+
+
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"toybook {toybook.__version__}\n"
+    commands = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        for action in sub._actions:
+            assert action.help, f"toybook {name} {'/'.join(action.option_strings) or action.dest} has no help"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "toybook reproduce max_of_2" in capsys.readouterr().out

@@ -145,6 +145,29 @@ def save_checkpoint(
     return sidecar_path
 
 
+def check_writable(path: str | Path, overwrite: bool = True) -> Path:
+    """Fail before long work, not after it: the checkpoint ``path`` (``dir/NAME``) can be
+    written there, and does not exist already unless ``overwrite``. Returns the sidecar path."""
+    weights_path, sidecar_path, _ = checkpoint_files(path)
+    if not overwrite and (weights_path.exists() or sidecar_path.exists()):
+        raise CheckpointError(
+            f"checkpoint {sidecar_path.with_suffix('')} already exists; choose another path "
+            f"or allow overwriting it (toybook train --force)"
+        )
+    folder = weights_path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = _temporary(folder / f"{weights_path.stem}.write-test")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise CheckpointError(
+            f"cannot write a checkpoint into {folder}: {error.strerror or error}; "
+            f"choose another folder"
+        ) from None
+    return sidecar_path
+
+
 def sidecar_text(metadata: dict[str, Any]) -> str:
     """The sidecar as written: floats to 7 significant digits, a ``checksums`` entry,
     two-space indentation except one line per history row (keeps it small)."""
@@ -351,6 +374,6 @@ def _rounded(value: Any) -> Any:
 
 
 __all__ = [
-    "Checkpoint", "checkpoint_files", "load_checkpoint", "load_snapshots", "read_sidecar",
+    "Checkpoint", "check_writable", "checkpoint_files", "load_checkpoint", "load_snapshots", "read_sidecar",
     "record_evaluation", "save_checkpoint", "sign_sidecar", "summarize_evaluation",
 ]

@@ -13,16 +13,23 @@ from pathlib import Path
 
 import torch
 
+from toybook._version import __version__
 from toybook.checkpoint import (
-    load_checkpoint, record_evaluation, save_checkpoint, summarize_evaluation,
+    check_writable, load_checkpoint, record_evaluation, save_checkpoint, summarize_evaluation,
 )
 from toybook.errors import ToybookError
 from toybook.evaluation import evaluate, evaluate_exhaustively
 from toybook.presets import PRESETS, get_preset
 from toybook.tasks import TASKS
 from toybook.training import train
-from toybook.zoo import list_models, load_shipped
+from toybook.zoo import SHIPPED_DIR, list_models, shipped_path
 
+EXAMPLES = """examples:
+  toybook list                                  tasks, presets, shipped models
+  toybook eval list_update --n 100000           accuracy on a seeded random sample
+  toybook train max_of_2 --seed 1 --out runs/m2 train a preset with another seed
+  toybook reproduce max_of_2                    retrain a shipped model and compare
+  toybook live                                  the built book with live cells"""
 DEFAULT_EVAL_N = 10_000
 SMALL_INPUT_SPACE = 100_000  # evaluated exhaustively by default (max_of_2: 4,096)
 
@@ -41,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
-        prog="toybook", description="Train, evaluate and list toybook models."
+        prog="toybook", description="Train, evaluate and list toybook models.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
     )
+    top.add_argument("--version", action="version", version=f"toybook {__version__}")
     commands = top.add_subparsers(required=True, metavar="COMMAND")
 
     listing = commands.add_parser("list", help="tasks, presets and shipped models")
@@ -54,6 +63,9 @@ def parser() -> argparse.ArgumentParser:
     training.add_argument("--seed", type=int, help="override the preset's seed")
     training.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     training.add_argument("--out", type=Path, help="checkpoint path (default: checkpoints/NAME)")
+    training.add_argument(
+        "--force", action="store_true", help="overwrite the checkpoint at --out if it exists"
+    )
     training.add_argument("--snapshot-every", type=positive_int, help="keep weights every K steps")
     training.add_argument("--threads", type=positive_int, help="torch CPU threads")
     training.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -68,12 +80,15 @@ def parser() -> argparse.ArgumentParser:
              f"{SMALL_INPUT_SPACE:,} inputs is always evaluated on all of them",
     )
     evaluating.add_argument("--seed", type=int, default=12345, help="seed of the sample")
-    evaluating.add_argument("--device", default="cpu")
+    evaluating.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     evaluating.add_argument(
         "--all", action="store_true",
         help="every input of the task (list_update: 18,750,000), batched, with a progress bar",
     )
-    evaluating.add_argument("--batch-size", type=positive_int, default=65_536)
+    evaluating.add_argument(
+        "--batch-size", type=positive_int, default=65_536,
+        help="inputs per forward pass of the exhaustive check (default 65,536)",
+    )
     evaluating.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluating.add_argument("--threads", type=positive_int, help="torch CPU threads")
     evaluating.add_argument(
@@ -103,8 +118,13 @@ def parser() -> argparse.ArgumentParser:
         "live", help="serve the built book with live cells on a local Jupyter server"
     )
     live.add_argument("--site", type=Path, default=Path("_build/html"), help="the built site")
-    live.add_argument("--port", type=int, default=8000)
-    live.add_argument("--jupyter-port", type=int, default=8888)
+    live.add_argument(
+        "--port", type=int, default=8000, help="port of the site on 127.0.0.1 (default 8000)"
+    )
+    live.add_argument(
+        "--jupyter-port", type=int, default=8888,
+        help="port of the Jupyter server that runs the live cells (default 8888)",
+    )
     live.set_defaults(command=cmd_live)
     return top
 
@@ -165,8 +185,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if value is not None
     }
     train_config = dataclasses.replace(preset.train, **overrides)
-    result = train(preset.task, preset.model, train_config, device=device, progress=not args.quiet)
     out = args.out or Path("checkpoints") / preset.name
+    check_writable(out, overwrite=args.force)  # before training, not after it
+    result = train(preset.task, preset.model, train_config, device=device, progress=not args.quiet)
     sidecar = save_checkpoint(result, out)
     final = result.final_metrics
     print(
@@ -187,7 +208,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 f"not {args.task!r}"
             )
     else:
-        checkpoint = load_shipped(args.task, device=device)
+        path = shipped_path(args.task)
+        if args.record:  # a named model is the one inside the installed package
+            raise ToybookError(
+                f"--record would rewrite the shipped checkpoint {args.task!r} inside the "
+                f"installed package; copy its files ({args.task}.json, {args.task}.safetensors "
+                f"from {SHIPPED_DIR}) into a folder of yours and pass --checkpoint "
+                f"FOLDER/{args.task} --record"
+            )
+        checkpoint = load_checkpoint(path, device=device)
     task = checkpoint.task
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -216,7 +245,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from toybook.reproduce import reproduce
-    from toybook.zoo import shipped_names, shipped_path
+    from toybook.zoo import shipped_names
 
     if args.all == bool(args.names):
         raise ToybookError("name the shipped models to reproduce, or use --all (not both); "

@@ -30,4 +30,5 @@ class InvalidTokensError(ToybookError):
 
 
 class CheckpointError(ToybookError):
-    """A checkpoint that is missing, corrupted, tampered with, or inconsistent."""
+    """A checkpoint that is missing, corrupted, tampered with, inconsistent, or that
+    cannot be written where asked."""

@@ -26,7 +26,9 @@ from typing import Any, Callable
 
 import torch
 
-from toybook.checkpoint import Checkpoint, checkpoint_files, load_checkpoint, save_checkpoint
+from toybook.checkpoint import (
+    Checkpoint, check_writable, checkpoint_files, load_checkpoint, save_checkpoint,
+)
 from toybook.claims import CLAIMS, ClaimResult, check_claims
 from toybook.environment import bit_identity_mismatch, current_environment, describe
 from toybook.errors import ToybookError
@@ -132,7 +134,7 @@ def reproduce(
     if checkpoint_files(out)[1].resolve() == shipped.path.resolve():
         raise ToybookError(f"--out {out_dir} would overwrite the checkpoint being reproduced; "
                            f"choose another folder")
-    check_writable(out)
+    check_writable(out)  # before training, not after it
     recorded = shipped.metadata["training"].get("environment") or {}
     threads = torch.get_num_threads()
     if isinstance(recorded.get("threads"), int):
@@ -166,19 +168,6 @@ def reproduce(
         train_seconds=result.wall_time_s, steps=result.train_config.steps,
         checkpoint=checkpoint_files(out)[1],
     )
-
-
-def check_writable(out: Path) -> None:
-    """Fail before training, not after it, when the checkpoint cannot be written."""
-    folder = out.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".{out.name}.write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise ToybookError(f"cannot write the retrained checkpoint into {folder}: {error}; "
-                           f"choose another folder with --out") from None
 
 
 def same_weights(a: Checkpoint, b: Checkpoint) -> bool:
