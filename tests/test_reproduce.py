@@ -4,6 +4,7 @@ matches, behaviour where it does not, and a clear failure where neither holds.""
 import json
 
 import pytest
+import torch
 
 import toybook
 from toybook.checkpoint import sign_sidecar
@@ -46,10 +47,16 @@ def test_another_environment_is_judged_by_behaviour(tiny, tmp_path):
 
     def elsewhere(metadata):
         metadata["training"]["environment"]["cpu_capability"] = other
+        metadata["training"]["environment"]["threads"] = 1  # not worth waiting for here
         metadata["train_config"]["seed"] = 1  # a rerun that cannot give the same bits
     edit_sidecar(tiny, elsewhere)
-    report = reproduce(tiny, tmp_path / "again", progress=False)
+    lines = []
+    report = reproduce(tiny, tmp_path / "again", progress=False, log=lines.append)
+    assert any(line.startswith(f"tiny: bit-identity is not expected here (cpu_capability: '{other}'")
+               and line.endswith("training uses this machine's 2 threads") for line in lines), lines
     assert report.level == "behaviour" and report.mismatch[0].startswith(f"cpu_capability: '{other}'")
+    assert report.environment["threads"] == torch.get_num_threads() == 2
+    assert "threads: 1 recorded, 2 here" in report.mismatch
     assert not report.bit_identical and report.max_logit_diff > 0
     assert report.accuracy.what == "all 4,096 inputs" and report.accuracy.retrained_wrong > 0
     assert report.reproduced  # the tiny model was imperfect too: its error count is not judged

@@ -128,7 +128,9 @@ def reproduce(
     log: Callable[[str], None] = lambda line: None,
 ) -> Reproduction:
     """Retrain the checkpoint at ``path`` from its recorded configs into ``out_dir`` and
-    compare. The recorded thread count is used while training, then restored."""
+    compare. Where bit-identity is possible here, training uses the recorded thread count
+    (then restores it); where something else already rules it out (the CPU kernels, the
+    torch version), training uses this machine's threads, which is faster."""
     shipped = load_checkpoint(path, device=device)
     out = Path(out_dir) / shipped.name
     if checkpoint_files(out)[1].resolve() == shipped.path.resolve():
@@ -137,8 +139,13 @@ def reproduce(
     check_writable(out)  # before training, not after it
     recorded = shipped.metadata["training"].get("environment") or {}
     threads = torch.get_num_threads()
-    if isinstance(recorded.get("threads"), int):
+    ruled_out = [reason for reason in bit_identity_mismatch(recorded, current_environment(device))
+                 if not reason.startswith("threads:")]
+    if not ruled_out and isinstance(recorded.get("threads"), int):
         torch.set_num_threads(recorded["threads"])
+    elif ruled_out:
+        log(f"{shipped.name}: bit-identity is not expected here ({'; '.join(ruled_out)}), "
+            f"so training uses this machine's {threads} threads")
     try:
         environment = current_environment(device)
         log(f"{shipped.name}: retraining for {shipped.metadata['training']['steps']} steps "
