@@ -32,3 +32,7 @@ class InvalidTokensError(ToybookError):
 class CheckpointError(ToybookError):
     """A checkpoint that is missing, corrupted, tampered with, inconsistent, or that
     cannot be written where asked."""
+
+
+class ConfigError(ToybookError):
+    """A model or training configuration value of the wrong type or out of range."""

@@ -23,7 +23,8 @@ import torch
 from transformer_lens.config import TransformerBridgeConfig
 from transformer_lens.model_bridge import TransformerBridge
 
-from toybook.errors import ToybookError
+from toybook.config_checks import check_choice, check_integer, config_from_dict
+from toybook.errors import InvalidTokensError
 from toybook.tasks.base import check_token_tensor
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 NORMALIZATIONS = ("LN", "LNPre", "RMS", "RMSPre", None)
 POSITIONAL_EMBEDDINGS = ("standard", "rotary")
+ACTIVATIONS = ("relu", "gelu", "gelu_new", "silu", "solu_ln")  # TransformerLens' native MLP
 
 
 @dataclass(frozen=True)
@@ -52,17 +54,15 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for field in ("n_layers", "n_heads", "d_model", "d_head", "d_vocab", "d_vocab_out", "n_ctx"):
-            if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
-                raise ToybookError(f"ModelConfig.{field} must be a positive integer")
-        if self.normalization_type not in NORMALIZATIONS:
-            raise ToybookError(
-                f"ModelConfig.normalization_type must be one of {NORMALIZATIONS}, "
-                f"got {self.normalization_type!r}"
-            )
-        if self.positional_embedding_type not in POSITIONAL_EMBEDDINGS:
-            raise ToybookError(
-                f"ModelConfig.positional_embedding_type must be one of {POSITIONAL_EMBEDDINGS}"
-            )
+            check_integer("ModelConfig", field, getattr(self, field), minimum=1)
+        check_integer("ModelConfig", "d_mlp", self.d_mlp, minimum=1, optional=True)
+        check_choice("ModelConfig", "act_fn", self.act_fn, ACTIVATIONS)
+        check_choice("ModelConfig", "normalization_type", self.normalization_type, NORMALIZATIONS)
+        check_choice(
+            "ModelConfig", "positional_embedding_type", self.positional_embedding_type,
+            POSITIONAL_EMBEDDINGS,
+        )
+        check_choice("ModelConfig", "use_biases", self.use_biases, (True, False))
 
     @property
     def attn_only(self) -> bool:
@@ -80,11 +80,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ToybookError(f"unknown ModelConfig fields: {sorted(unknown)}")
-        return cls(**values)
+        return config_from_dict(cls, values)
 
     def bridge_config(self, seed: int) -> TransformerBridgeConfig:
         return TransformerBridgeConfig(
@@ -126,6 +122,11 @@ def _input_check(config: ModelConfig):
     def check(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         tokens = args[0] if args else kwargs.get("input", kwargs.get("input_ids"))
         if isinstance(tokens, torch.Tensor) and tokens.is_floating_point() and tokens.ndim == 3:
+            if tokens.shape[0] == 0 or not 1 <= tokens.shape[1] <= config.n_ctx or tokens.shape[2] != config.d_model:
+                raise InvalidTokensError(
+                    f"model input: a residual stream passed in must have shape [batch ≥ 1, "
+                    f"1..{config.n_ctx}, d_model={config.d_model}], got {tuple(tokens.shape)}"
+                )
             return  # a residual stream passed in directly (e.g. start_at_layer)
         check_token_tensor(tokens, "model input", config.d_vocab, config.n_ctx, exact_length=False)
 

@@ -27,8 +27,9 @@ from torch import Tensor
 from tqdm import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
+from toybook.config_checks import check_choice, check_integer, check_number, config_from_dict
 from toybook.environment import current_environment
-from toybook.errors import ToybookError
+from toybook.errors import ConfigError, ToybookError
 from toybook.model import ModelConfig, build_model, trainable_parameters
 from toybook.tasks import Task
 
@@ -51,22 +52,30 @@ class TrainConfig:
     snapshot_every: int | None = None  # steps between weight snapshots; None: none
 
     def __post_init__(self) -> None:
+        owner = "TrainConfig"
+        check_integer(owner, "steps", self.steps, minimum=1)
+        check_integer(owner, "batch_size", self.batch_size, minimum=1, optional=True)
+        check_number(owner, "lr", self.lr, minimum=0.0, strict=True)
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
+            raise ConfigError(f"TrainConfig.betas must be two numbers in [0, 1), got {self.betas!r}")
+        for beta in self.betas:
+            check_number(owner, "betas", beta, minimum=0.0, maximum=0.999999)
         object.__setattr__(self, "betas", tuple(self.betas))
-        if self.steps < 1:
-            raise ToybookError("TrainConfig.steps must be at least 1")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ToybookError("TrainConfig.batch_size must be positive (or None for full batch)")
-        if self.schedule not in ("constant", "cosine"):
-            raise ToybookError("TrainConfig.schedule must be 'constant' or 'cosine'")
-        if self.log_every < 1:
-            raise ToybookError("TrainConfig.log_every must be at least 1")
+        check_number(owner, "weight_decay", self.weight_decay, minimum=0.0)
+        check_integer(owner, "warmup_steps", self.warmup_steps, minimum=0)
+        check_choice(owner, "schedule", self.schedule, ("constant", "cosine"))
+        check_number(owner, "grad_clip", self.grad_clip, minimum=0.0, strict=True, optional=True)
+        check_integer(owner, "seed", self.seed, minimum=0)
+        check_integer(owner, "log_every", self.log_every, minimum=1)
+        check_integer(owner, "eval_size", self.eval_size, minimum=1)
+        check_integer(owner, "snapshot_every", self.snapshot_every, minimum=1, optional=True)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        return cls(**values)
+        return config_from_dict(cls, values)
 
     def lr_at(self, step: int) -> float:
         if step < self.warmup_steps:

@@ -107,6 +107,14 @@ class Task(ABC):
         self, n: int, seed: int | torch.Generator = 0, device: str | torch.device = "cpu"
     ) -> Tensor:
         """``n`` random well-formed sequences ``[n, T]``; same seed, same batch, any device."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ToybookError(f"{self.name}.generate: n must be a positive integer, got {n!r}")
+        if not isinstance(seed, torch.Generator) and (
+            isinstance(seed, bool) or not isinstance(seed, int) or seed < 0
+        ):
+            raise ToybookError(
+                f"{self.name}.generate: seed must be an integer ≥ 0 or a torch.Generator, got {seed!r}"
+            )
         return self._sample(n, make_generator(seed)).to(device)
 
     def train_batch(self, n: int, generator: torch.Generator) -> Tensor:
@@ -229,6 +237,12 @@ def check_token_tensor(
             f"{owner}: tokens must have shape [batch, {n_ctx}], got {tuple(tokens.shape)}{hint}"
         )
     length = tokens.shape[1]
+    if tokens.shape[0] == 0:
+        raise InvalidTokensError(f"{owner}: the batch is empty (shape {tuple(tokens.shape)}); "
+                                 f"pass at least one sequence")
+    if length == 0:
+        raise InvalidTokensError(f"{owner}: sequences are empty (length 0); a sequence has "
+                                 f"1..{n_ctx} tokens")
     if exact_length and length != n_ctx:
         raise InvalidTokensError(f"{owner}: sequences have {n_ctx} tokens, got length {length}")
     if length > n_ctx:
