@@ -7,6 +7,7 @@ has one:
 
     python scripts/reproducibility_experiment.py                  # max_of_2, 100 steps
     python scripts/reproducibility_experiment.py --preset list_update --steps 50
+    python scripts/reproducibility_experiment.py --steps 6000 --only AVX2   # a whole run
 
 ``ATEN_CPU_CAPABILITY`` caps torch's own vectorised kernels (softmax, reductions,
 AdamW's element-wise maths) at a lower instruction set; ``MKL_ENABLE_INSTRUCTIONS`` and
@@ -30,6 +31,8 @@ CONDITIONS = [
     ("MKL capped at SSE4.2", {"MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}, 2),
     ("MKL CBWR=COMPATIBLE", {"MKL_CBWR": "COMPATIBLE"}, 2),
     ("torch DEFAULT + MKL COMPATIBLE", {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}, 2),
+    ("torch kernels capped at AVX2", {"ATEN_CPU_CAPABILITY": "avx2"}, 2),
+    ("torch AVX2 + MKL AVX2", {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}, 2),
 ]
 
 CHILD = """
@@ -67,6 +70,8 @@ def main() -> None:
     parser.add_argument("--preset", default="max_of_2")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--out", default="/tmp/toybook-repro-experiment")
+    parser.add_argument("--only", help="run only the conditions whose label contains this "
+                        "text (and the first, the baseline)")
     args = parser.parse_args()
 
     import torch
@@ -84,7 +89,8 @@ def main() -> None:
     print(f"{args.preset}, first {args.steps} steps; Δ = max |weight difference|")
     print(f"{'condition':<34} {'capability':<10} {'thr':>3}  {'weights':<12} "
           f"{'Δ vs first':>11} {'Δ vs shipped':>13}")
-    for label, env, threads in CONDITIONS:
+    conditions = [c for i, c in enumerate(CONDITIONS) if i == 0 or not args.only or args.only in c[0]]
+    for label, env, threads in conditions:
         path = os.path.join(args.out, f"{len(label)}-{threads}-{abs(hash(label))}.pt")
         result = run_condition(args.preset, args.steps, env, threads, path)
         state = torch.load(path)

@@ -24,7 +24,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import safetensors
 import safetensors.torch
@@ -35,9 +35,11 @@ from transformer_lens.model_bridge import TransformerBridge
 from toybook._version import __version__
 from toybook.environment import current_environment
 from toybook.errors import CheckpointError, ToybookError
-from toybook.model import ModelConfig, build_model, count_parameters
+from toybook.model import ModelConfig, build_model, check_compatible, count_parameters
 from toybook.tasks import Task, get_task
-from toybook.training import TrainResult, check_compatible
+
+if TYPE_CHECKING:
+    from toybook.training import TrainResult
 
 FORMAT = "toybook-checkpoint"
 FORMAT_VERSION = 2  # 2: checksums over every sidecar field

@@ -24,7 +24,7 @@ from transformer_lens.config import TransformerBridgeConfig
 from transformer_lens.model_bridge import TransformerBridge
 
 from toybook.config_checks import check_choice, check_integer, config_from_dict
-from toybook.errors import InvalidTokensError
+from toybook.errors import ConfigError, InvalidTokensError
 from toybook.tasks.base import check_token_tensor
 
 if TYPE_CHECKING:
@@ -131,6 +131,17 @@ def _input_check(config: ModelConfig):
         check_token_tensor(tokens, "model input", config.d_vocab, config.n_ctx, exact_length=False)
 
     return check
+
+
+def check_compatible(task: Task, config: ModelConfig) -> None:
+    """The model's vocabulary and context must fit the task's token format."""
+    expected = {"d_vocab": task.d_vocab, "d_vocab_out": task.d_vocab_out, "n_ctx": task.n_ctx}
+    for name, value in expected.items():
+        if getattr(config, name) != value:
+            raise ConfigError(
+                f"model config {name}={getattr(config, name)} does not match task "
+                f"{task.name!r}, which needs {name}={value}"
+            )
 
 
 def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:

@@ -30,7 +30,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from toybook.config_checks import check_choice, check_integer, check_number, config_from_dict
 from toybook.environment import current_environment
 from toybook.errors import ConfigError, ToybookError
-from toybook.model import ModelConfig, build_model, trainable_parameters
+from toybook.model import ModelConfig, build_model, check_compatible, trainable_parameters
 from toybook.tasks import Task
 
 
@@ -186,14 +186,3 @@ def next_batch(
 
 def prefixed(prefix: str, metrics: dict[str, Any]) -> dict[str, Any]:
     return {prefix + key: value for key, value in metrics.items()}
-
-
-def check_compatible(task: Task, config: ModelConfig) -> None:
-    """The model's vocabulary and context must fit the task's token format."""
-    expected = {"d_vocab": task.d_vocab, "d_vocab_out": task.d_vocab_out, "n_ctx": task.n_ctx}
-    for name, value in expected.items():
-        if getattr(config, name) != value:
-            raise ToybookError(
-                f"model config {name}={getattr(config, name)} does not match task "
-                f"{task.name!r}, which needs {name}={value}"
-            )
