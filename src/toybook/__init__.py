@@ -19,7 +19,7 @@ from toybook.errors import (
     UnknownTaskError,
 )
 from toybook.evaluation import EvalResult, evaluate
-from toybook.model import ModelConfig, build_model
+from toybook.model import ModelConfig, attach_task, build_model, off_format
 from toybook.presets import PRESETS, Preset, get_preset
 from toybook.tasks import Task, get_task, list_tasks
 from toybook.training import TrainConfig, TrainResult, train
@@ -28,7 +28,7 @@ from toybook.zoo import list_models, load_model, load_shipped
 __all__ = [
     "Checkpoint", "CheckpointError", "EvalResult", "InvalidTokensError", "ModelConfig",
     "PRESETS", "Preset", "Task", "ToybookError", "TrainConfig", "TrainResult",
-    "UnknownModelError", "UnknownTaskError", "__version__", "build_model", "evaluate",
+    "UnknownModelError", "UnknownTaskError", "__version__", "attach_task", "build_model", "evaluate",
     "get_preset", "get_task", "list_models", "list_tasks", "load_checkpoint", "load_model",
-    "load_shipped", "save_checkpoint", "train",
+    "load_shipped", "off_format", "save_checkpoint", "train",
 ]

@@ -35,7 +35,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from toybook._version import __version__
 from toybook.environment import current_environment
 from toybook.errors import CheckpointError, ToybookError
-from toybook.model import ModelConfig, build_model, check_compatible, count_parameters
+from toybook.model import ModelConfig, attach_task, build_model, check_compatible, count_parameters
 from toybook.tasks import Task, get_task
 
 if TYPE_CHECKING:
@@ -293,7 +293,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
             )
     model.load_state_dict(state, strict=True)
     model.eval()
-    model.toybook_task = task
+    attach_task(model, task)
     model.toybook_name = metadata["name"]
     return Checkpoint(model, task, model_config, metadata, sidecar_path)
 

@@ -270,7 +270,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     from toybook.live import LiveSite
 
     with LiveSite(args.site, port=args.port, jupyter_port=args.jupyter_port) as site:
-        print(f"book with live cells: {site.url}/  (Jupyter server on port {site.jupyter_port})")
+        print(f"book with live cells: {site.url}/  (Jupyter server on port {site.jupyter_port}, "
+              f"log {site.log_path})")
         print("open a chapter, then Live Code in the rocket menu; Ctrl-C stops both servers")
         try:
             while True:

@@ -15,9 +15,10 @@ Shapes: B batch, T sequence length, V ``d_vocab_out``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 from transformer_lens.config import TransformerBridgeConfig
@@ -111,14 +112,40 @@ def build_model(
                 if name.endswith("bias"):
                     param.zero_()
                     param.requires_grad_(False)
-    check = _input_check(config)
+    check = _input_check(model, config)
     model.register_forward_pre_hook(check, with_kwargs=True)
     model.embed.register_forward_pre_hook(check, with_kwargs=True)  # run_with_cache/hooks
     model.toybook_config = config
+    model.toybook_task = None  # set by attach_task: then every token is checked in its slot
+    model.toybook_check_format = True
     return model
 
 
-def _input_check(config: ModelConfig):
+def attach_task(model: TransformerBridge, task: "Task") -> TransformerBridge:
+    """From now on ``model`` refuses tokens that cannot stand in their slot of ``task``'s
+    format (a value where a separator belongs, a separator where a value belongs, ``idx``
+    out of range), naming row, position, slot and what is allowed. A prefix of a
+    well-formed sequence stays legal. Loaded and trained models have their task attached;
+    :func:`off_format` lifts the check for research on off-format inputs."""
+    check_compatible(task, model.toybook_config)
+    model.toybook_task = task
+    return model
+
+
+@contextlib.contextmanager
+def off_format(model: TransformerBridge) -> Iterator[TransformerBridge]:
+    """Inside ``with toybook.off_format(model):`` the model accepts tokens that break its
+    task's format (still only token ids in its vocabulary, at most ``n_ctx`` of them):
+    for experiments on inputs the model never saw. Outside it, such input is refused."""
+    before = model.toybook_check_format
+    model.toybook_check_format = False
+    try:
+        yield model
+    finally:
+        model.toybook_check_format = before
+
+
+def _input_check(model: TransformerBridge, config: ModelConfig):
     def check(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         tokens = args[0] if args else kwargs.get("input", kwargs.get("input_ids"))
         if isinstance(tokens, torch.Tensor) and tokens.is_floating_point() and tokens.ndim == 3:
@@ -129,6 +156,8 @@ def _input_check(config: ModelConfig):
                 )
             return  # a residual stream passed in directly (e.g. start_at_layer)
         check_token_tensor(tokens, "model input", config.d_vocab, config.n_ctx, exact_length=False)
+        if model.toybook_task is not None and model.toybook_check_format:
+            model.toybook_task.validate(tokens, prefix=True)
 
     return check
 

@@ -30,7 +30,9 @@ from transformer_lens.model_bridge import TransformerBridge
 from toybook.config_checks import check_choice, check_integer, check_number, config_from_dict
 from toybook.environment import current_environment
 from toybook.errors import ConfigError, ToybookError
-from toybook.model import ModelConfig, build_model, check_compatible, trainable_parameters
+from toybook.model import (
+    ModelConfig, attach_task, build_model, check_compatible, trainable_parameters,
+)
 from toybook.tasks import Task
 
 
@@ -115,7 +117,7 @@ def train(
     """Train a fresh model on ``task`` and return it with its history."""
     check_compatible(task, model_config)
     cfg = train_config
-    model = build_model(model_config, seed=cfg.seed, device=device)
+    model = attach_task(build_model(model_config, seed=cfg.seed, device=device), task)
     optimizer = torch.optim.AdamW(
         trainable_parameters(model), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
     )

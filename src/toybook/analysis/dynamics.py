@@ -9,7 +9,8 @@ from transformer_lens.model_bridge import TransformerBridge
 
 from toybook.checkpoint import load_snapshots, read_sidecar
 from toybook.errors import ToybookError
-from toybook.model import ModelConfig, build_model
+from toybook.model import ModelConfig, attach_task, build_model
+from toybook.tasks import get_task
 
 
 def first_step_at_least(history: Sequence[dict[str, Any]], metric: str, threshold: float) -> int | None:
@@ -21,10 +22,12 @@ def first_step_at_least(history: Sequence[dict[str, Any]], metric: str, threshol
 
 def snapshot_models(path: str | Path) -> dict[int, TransformerBridge]:
     """Step → the model with that training snapshot's weights (eval mode)."""
-    config = ModelConfig.from_dict(read_sidecar(path)["model_config"])
+    metadata = read_sidecar(path)
+    config = ModelConfig.from_dict(metadata["model_config"])
+    task = get_task(metadata["task"]["name"], **metadata["task"].get("params", {}))
     models = {}
     for step, state in load_snapshots(path).items():
-        model = build_model(config)
+        model = attach_task(build_model(config), task)
         model.load_state_dict(state, strict=True)
         models[step] = model.eval()
     return models

@@ -157,19 +157,23 @@ class Task(ABC):
         return stop
 
     # ---- validation and labels -----------------------------------------------------
-    def validate(self, tokens: Any) -> Tensor:
+    def validate(self, tokens: Any, prefix: bool = False) -> Tensor:
         """Raise :class:`InvalidTokensError` naming the problem unless ``tokens`` is a
-        well-formed ``[B, T]`` integer tensor of this task; return it unchanged."""
-        check_token_tensor(tokens, f"task {self.name!r}", self.d_vocab, self.n_ctx, exact_length=True)
-        for pos, slot in enumerate(self.slots):
-            column = tokens[:, pos]
-            bad = (column < slot.tokens.start) | (column >= slot.tokens.stop)
-            if bool(bad.any()):
-                row = int(bad.nonzero()[0, 0])
-                raise InvalidTokensError(
-                    f"task {self.name!r}: position {pos} ({slot.name}) must be "
-                    f"{slot.describe()}, but row {row} has {int(column[row])}"
-                )
+        well-formed ``[B, T]`` integer tensor of this task (every token allowed in its
+        slot); return it unchanged. ``prefix=True`` also accepts the first 1..T tokens of
+        sequences, which is what a model sees while it generates."""
+        check_token_tensor(tokens, f"task {self.name!r}", self.d_vocab, self.n_ctx, exact_length=not prefix)
+        length = tokens.shape[1]
+        low = torch.tensor([slot.tokens.start for slot in self.slots[:length]], device=tokens.device)
+        high = torch.tensor([slot.tokens.stop for slot in self.slots[:length]], device=tokens.device)
+        bad = (tokens < low) | (tokens >= high)
+        if bool(bad.any()):
+            row, pos = bad.nonzero()[0].tolist()
+            slot = self.slots[pos]
+            raise InvalidTokensError(
+                f"task {self.name!r}: position {pos} ({slot.name}) must be "
+                f"{slot.describe()}, but row {row} has {int(tokens[row, pos])}"
+            )
         return tokens
 
     def token_labels(self, tokens: Tensor | list[int]) -> list[str]:
@@ -227,9 +231,10 @@ def check_token_tensor(
         raise InvalidTokensError(
             f"{owner}: tokens must be a torch.Tensor of token ids, got {type(tokens).__name__}"
         )
-    if tokens.dtype.is_floating_point or tokens.dtype.is_complex or tokens.dtype == torch.bool:
+    if tokens.dtype not in (torch.int64, torch.int32):
         raise InvalidTokensError(
-            f"{owner}: tokens must have an integer dtype (e.g. torch.long), got {tokens.dtype}"
+            f"{owner}: tokens must have an integer dtype, torch.long (or torch.int32), "
+            f"got {tokens.dtype}"
         )
     if tokens.ndim != 2:
         hint = " (use tokens.unsqueeze(0) for a single sequence)" if tokens.ndim == 1 else ""
