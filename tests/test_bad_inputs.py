@@ -1,14 +1,195 @@
-"""Tokens that cannot stand in their slot are refused by every shipped model, by name
-(row, position, slot, what is allowed); prefixes stay legal; `toybook.off_format` is the
-explicit way to run a model on off-format input."""
+"""Bad input, in one table: each row is something a user could pass (to the model, a task,
+a config, a checkpoint file, the command line), the error class it must get and words its
+message must contain. Every row also checks that nothing was written or lost: the package
+(with its shipped checkpoints) and the test's own folder are compared byte for byte before
+and after.
 
+Also here: tokens that cannot stand in their slot are refused by every shipped model;
+prefixes stay legal; `toybook.off_format` is the explicit way to run off-format input.
+The live server's bad requests are in test_live.py (they need real HTTP)."""
+
+import hashlib
+import json
 import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
 
 import toybook
-from toybook.errors import InvalidTokensError
+from toybook.checkpoint import checkpoint_files
+from toybook.cli import parser
+from toybook.errors import (
+    CheckpointError, ConfigError, InvalidTokensError, ToybookError, UnknownModelError, UnknownTaskError,
+)
+from toybook.training import TrainConfig
+from toybook.zoo import SHIPPED_DIR
+
+LIST_UPDATE = toybook.get_task("list_update")
+MAX_OF_2 = toybook.get_task("max_of_2")
+TINY = toybook.ModelConfig.for_task(LIST_UPDATE, n_layers=1, n_heads=1, d_model=16, d_head=16, normalization_type=None, use_biases=False)
+ARCH = dict(n_layers=1, n_heads=1, d_model=8, d_head=8)
+
+
+@dataclass
+class Where:
+    """What a row may use: a folder of its own and a small saved checkpoint in it."""
+
+    folder: Path
+    checkpoint: Path  # dir/NAME of a max_of_2-shaped checkpoint
+
+    def edit_sidecar(self, change):
+        sidecar = checkpoint_files(self.checkpoint)[1]
+        metadata = json.loads(sidecar.read_text())
+        change(metadata)
+        sidecar.write_text(json.dumps(metadata))
+
+
+@dataclass
+class Case:
+    name: str
+    action: Callable[[Where], object]
+    error: type
+    words: str
+    prepare: Callable[[Where], None] | None = None
+
+
+def model_call(tokens):
+    return lambda where: toybook.build_model(TINY)(tokens)
+
+
+def config(**change):
+    return lambda where: toybook.ModelConfig.for_task(LIST_UPDATE, **{**ARCH, **change})
+
+
+def command(*args):
+    """The command's own function, so the error class is visible (main prints it as one line)."""
+    def run(where):
+        parsed = parser().parse_args([arg.format(folder=where.folder, checkpoint=where.checkpoint) for arg in args])
+        return parsed.command(parsed)
+    return run
+
+
+def flip_a_weight_byte(where):
+    weights = checkpoint_files(where.checkpoint)[0]
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+
+
+def block_the_folder(where):
+    (where.folder / "a-file").write_text("")
+
+
+CASES = [
+    # the model: tokens of the wrong type, shape, length or range
+    Case("out of vocabulary", model_call(torch.tensor([[50, 1, 2, 3, 51, 0, 9, 51, 9, 2, 99]])), InvalidTokensError, "token 99 at [row 0, position 10] is out of range; the vocabulary is 0..51"),
+    Case("negative token", model_call(torch.tensor([[-1, 1, 2]])), InvalidTokensError, "token -1 at [row 0, position 0] is out of range"),
+    Case("one sequence without a batch", model_call(torch.tensor([50, 1, 2])), InvalidTokensError, "use tokens.unsqueeze(0) for a single sequence"),
+    Case("too long", model_call(torch.zeros(1, 12, dtype=torch.long)), InvalidTokensError, "sequences have at most 11 tokens (n_ctx), got length 12"),
+    Case("float tokens", model_call(torch.zeros(1, 11)), InvalidTokensError, "tokens must have an integer dtype, torch.long (or torch.int32), got torch.float32"),
+    Case("uint8 tokens", model_call(torch.zeros(1, 11, dtype=torch.uint8)), InvalidTokensError, "got torch.uint8"),
+    Case("bool tokens", model_call(torch.zeros(1, 11, dtype=torch.bool)), InvalidTokensError, "got torch.bool"),
+    Case("a list, not a tensor", model_call([[50, 1]]), InvalidTokensError, "tokens must be a torch.Tensor of token ids, got list"),
+    Case("empty batch", model_call(torch.zeros(0, 11, dtype=torch.long)), InvalidTokensError, "the batch is empty (shape (0, 11)); pass at least one sequence"),
+    Case("empty sequences", model_call(torch.zeros(2, 0, dtype=torch.long)), InvalidTokensError, "sequences are empty (length 0); a sequence has 1..11 tokens"),
+    Case("3-D float of the wrong width", model_call(torch.zeros(2, 11, 7)), InvalidTokensError, "a residual stream passed in must have shape [batch ≥ 1, 1..11, d_model=16], got (2, 11, 7)"),
+    Case("3-D float, empty batch", model_call(torch.zeros(0, 11, 16)), InvalidTokensError, "got (0, 11, 16)"),
+    Case("separator slot of a loaded model", lambda w: toybook.load_model("max_of_2")(torch.tensor([[3, 4, 5]])), InvalidTokensError, "position 2 (=) must be = (token 64), but row 0 has 5"),
+    # tasks, evaluation, names
+    Case("generate(-3)", lambda w: LIST_UPDATE.generate(-3), ToybookError, "list_update.generate: n must be a positive integer, got -3"),
+    Case("generate(0)", lambda w: LIST_UPDATE.generate(0), ToybookError, "n must be a positive integer, got 0"),
+    Case("generate(2.5)", lambda w: LIST_UPDATE.generate(2.5), ToybookError, "n must be a positive integer, got 2.5"),
+    Case("negative seed", lambda w: LIST_UPDATE.generate(4, seed=-1), ToybookError, "seed must be an integer ≥ 0 or a torch.Generator, got -1"),
+    Case("evaluate on no inputs", lambda w: toybook.evaluate(toybook.build_model(TINY), LIST_UPDATE, LIST_UPDATE.generate(4)[:0]), InvalidTokensError, "the batch is empty"),
+    Case("validate a wrong-length batch", lambda w: LIST_UPDATE.validate(LIST_UPDATE.generate(2)[:, :5]), InvalidTokensError, "sequences have 11 tokens, got length 5"),
+    Case("unknown task", lambda w: toybook.get_task("max_of_3"), UnknownTaskError, "unknown task 'max_of_3'; the tasks are: list_update, addition, majority, max_of_2"),
+    Case("unknown model", lambda w: toybook.load_model("max_of_3"), UnknownModelError, "no shipped model 'max_of_3'"),
+    Case("config for another task", lambda w: toybook.train(LIST_UPDATE, toybook.ModelConfig.for_task(MAX_OF_2, **ARCH), TrainConfig(steps=1)), ConfigError, "model config d_vocab=65 does not match task 'list_update', which needs d_vocab=52"),
+    # model configs
+    Case("normalization BN", config(normalization_type="BN"), ConfigError, "ModelConfig.normalization_type must be one of ('LN', 'LNPre', 'RMS', 'RMSPre', None), got 'BN'"),
+    Case("d_model 0", config(d_model=0), ConfigError, "ModelConfig.d_model must be an integer ≥ 1, got 0"),
+    Case("n_heads 2.0", config(n_heads=2.0), ConfigError, "ModelConfig.n_heads must be an integer ≥ 1, got 2.0"),
+    Case("n_layers True", config(n_layers=True), ConfigError, "ModelConfig.n_layers must be an integer ≥ 1, got True"),
+    Case("d_mlp 0", config(d_mlp=0), ConfigError, "ModelConfig.d_mlp must be an integer ≥ 1 or None, got 0"),
+    Case("d_mlp -32", config(d_mlp=-32), ConfigError, "ModelConfig.d_mlp must be an integer ≥ 1 or None, got -32"),
+    Case("act_fn tanh", config(d_mlp=32, act_fn="tanh"), ConfigError, "ModelConfig.act_fn must be one of ('relu', 'gelu', 'gelu_new', 'silu', 'solu_ln'), got 'tanh'"),
+    Case("positions alibi", config(positional_embedding_type="alibi"), ConfigError, "ModelConfig.positional_embedding_type must be one of ('standard', 'rotary'), got 'alibi'"),
+    Case("use_biases 'no'", config(use_biases="no"), ConfigError, "ModelConfig.use_biases must be one of (True, False), got 'no'"),
+    Case("ModelConfig.from_dict, missing fields", lambda w: toybook.ModelConfig.from_dict({"n_layers": 1}), ConfigError, "ModelConfig is missing required fields: ['d_head', 'd_model',"),
+    Case("ModelConfig.from_dict, unknown field", lambda w: toybook.ModelConfig.from_dict({**ARCH, "d_vocab": 5, "d_vocab_out": 5, "n_ctx": 3, "width": 3}), ConfigError, "unknown ModelConfig fields: ['width']"),
+    # training configs
+    Case("steps 2.5", lambda w: TrainConfig(steps=2.5), ConfigError, "TrainConfig.steps must be an integer ≥ 1, got 2.5"),
+    Case("steps 0", lambda w: TrainConfig(steps=0), ConfigError, "TrainConfig.steps must be an integer ≥ 1, got 0"),
+    Case("batch_size 0", lambda w: TrainConfig(batch_size=0), ConfigError, "TrainConfig.batch_size must be an integer ≥ 1 or None, got 0"),
+    Case("negative lr", lambda w: TrainConfig(lr=-1e-3), ConfigError, "TrainConfig.lr must be a finite number > 0.0, got -0.001"),
+    Case("lr nan", lambda w: TrainConfig(lr=float("nan")), ConfigError, "TrainConfig.lr must be a finite number > 0.0, got nan"),
+    Case("lr as text", lambda w: TrainConfig(lr="1e-3"), ConfigError, "TrainConfig.lr must be a finite number > 0.0, got '1e-3'"),
+    Case("one beta", lambda w: TrainConfig(betas=(0.9,)), ConfigError, "TrainConfig.betas must be two numbers in [0, 1), got (0.9,)"),
+    Case("beta 1.5", lambda w: TrainConfig(betas=(0.9, 1.5)), ConfigError, "TrainConfig.betas must be a finite number ≥ 0.0 and ≤ 0.999999, got 1.5"),
+    Case("negative weight decay", lambda w: TrainConfig(weight_decay=-0.1), ConfigError, "TrainConfig.weight_decay must be a finite number ≥ 0.0, got -0.1"),
+    Case("negative warm-up", lambda w: TrainConfig(warmup_steps=-5), ConfigError, "TrainConfig.warmup_steps must be an integer ≥ 0, got -5"),
+    Case("schedule linear", lambda w: TrainConfig(schedule="linear"), ConfigError, "TrainConfig.schedule must be one of ('constant', 'cosine'), got 'linear'"),
+    Case("grad_clip 0", lambda w: TrainConfig(grad_clip=0), ConfigError, "TrainConfig.grad_clip must be a finite number > 0.0 or None, got 0"),
+    Case("negative seed in a config", lambda w: TrainConfig(seed=-1), ConfigError, "TrainConfig.seed must be an integer ≥ 0, got -1"),
+    Case("log_every 0", lambda w: TrainConfig(log_every=0), ConfigError, "TrainConfig.log_every must be an integer ≥ 1, got 0"),
+    Case("eval_size 0", lambda w: TrainConfig(eval_size=0), ConfigError, "TrainConfig.eval_size must be an integer ≥ 1, got 0"),
+    Case("snapshot_every 0", lambda w: TrainConfig(snapshot_every=0), ConfigError, "TrainConfig.snapshot_every must be an integer ≥ 1 or None, got 0"),
+    Case("TrainConfig.from_dict, misspelt key", lambda w: TrainConfig.from_dict({"stpes": 10}), ConfigError, "unknown TrainConfig fields: ['stpes']; known fields: ["),
+    Case("TrainConfig.from_dict, a list", lambda w: TrainConfig.from_dict([1, 2]), ConfigError, "TrainConfig needs a dict of fields, got list"),
+    # checkpoint files edited or damaged (the damage is the row's preparation; loading must not repair or overwrite it)
+    Case("act_fn edited by hand", lambda w: toybook.load_checkpoint(w.checkpoint), CheckpointError, "modified outside toybook (changed: model_config.act_fn)", prepare=lambda w: w.edit_sidecar(lambda m: m["model_config"].update(act_fn="gelu"))),
+    Case("recorded accuracy edited", lambda w: toybook.load_checkpoint(w.checkpoint), CheckpointError, "(changed: final_metrics.eval_acc)", prepare=lambda w: w.edit_sidecar(lambda m: m["final_metrics"].update(eval_acc=1.0))),
+    Case("weights damaged", lambda w: toybook.load_checkpoint(w.checkpoint), CheckpointError, "checksum mismatch for tiny.safetensors", prepare=flip_a_weight_byte),
+    Case("version-1 sidecar", lambda w: toybook.load_checkpoint(w.checkpoint), CheckpointError, "version 1 sidecars have no checksums over their contents", prepare=lambda w: w.edit_sidecar(lambda m: m.update(format_version=1))),
+    # the command line
+    Case("train into a folder that cannot exist", command("train", "max_of_2", "--out", "{folder}/a-file/m2", "--quiet"), CheckpointError, "cannot write a checkpoint into", prepare=block_the_folder),
+    Case("train over an existing checkpoint", command("train", "max_of_2", "--out", "{checkpoint}", "--quiet"), CheckpointError, "already exists; choose another path or allow overwriting it (toybook train --force)"),
+    Case("eval --record into the shipped package", command("eval", "max_of_2", "--record"), ToybookError, "--record would rewrite the shipped checkpoint 'max_of_2' inside the installed package"),
+    Case("eval a checkpoint of another task", command("eval", "addition", "--checkpoint", "{checkpoint}"), ToybookError, "is a 'max_of_2' model, not 'addition'"),
+    Case("eval --all of a task without a finite input space", command("eval", "majority", "--all"), ToybookError, "task 'majority' has no finite input space; use --n instead of --all"),
+    Case("eval on an unknown device", command("eval", "max_of_2", "--device", "tpu"), ToybookError, "unknown device 'tpu'; use cpu or cuda"),
+    Case("train on CUDA without CUDA", command("train", "max_of_2", "--device", "cuda"), ToybookError, "CUDA is not available here"),
+    Case("reproduce names and --all", command("reproduce", "max_of_2", "--all"), ToybookError, "name the shipped models to reproduce, or use --all (not both)"),
+    Case("reproduce into the shipped folder", command("reproduce", "max_of_2", "--out", str(SHIPPED_DIR), "--quiet"), ToybookError, "would overwrite the checkpoint being reproduced"),
+    Case("live without a built site", command("live", "--site", "{folder}"), ToybookError, "holds no built site (no index.html)"),
+]
+
+
+PACKAGE = Path(toybook.__file__).parent  # holds the shipped checkpoints
+
+
+def fingerprint(*folders):
+    """Every file under ``folders`` (compiled bytecode aside) → SHA-256 of its bytes."""
+    return {
+        str(path): hashlib.sha256(path.read_bytes()).hexdigest()
+        for folder in folders for path in sorted(Path(folder).rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    config = toybook.ModelConfig.for_task(MAX_OF_2, **ARCH, normalization_type=None, use_biases=False)
+    return toybook.train(MAX_OF_2, config, TrainConfig(steps=5, batch_size=None, log_every=5), progress=False)
+
+
+def test_the_table_is_large_enough():
+    assert len(CASES) >= 40 and len({case.name for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_bad_input_gets_a_named_error_and_nothing_is_written_or_lost(case, tiny_run, tmp_path):
+    where = Where(tmp_path, tmp_path / "tiny")
+    toybook.save_checkpoint(tiny_run, where.checkpoint)
+    if case.prepare:
+        case.prepare(where)
+    before = fingerprint(tmp_path, PACKAGE)
+    with pytest.raises(case.error, match=re.escape(case.words)):
+        case.action(where)
+    assert fingerprint(tmp_path, PACKAGE) == before
 
 
 def valid(name, n=3):
@@ -44,17 +225,13 @@ def test_off_format_tokens_are_refused_by_name(name, tokens, message):
     for run in (model, model.run_with_cache, lambda t: model.run_with_hooks(t, fwd_hooks=[])):
         with pytest.raises(InvalidTokensError, match=re.escape(message)):
             run(tokens)
-    prefix = tokens[:, : message_position(message) + 1]
+    prefix = tokens[:, : int(re.search(r"position (\d+)", message).group(1)) + 1]
     with pytest.raises(InvalidTokensError, match=re.escape(message)):
         model(prefix)  # the bad token is inside the prefix: still refused
     with toybook.off_format(model):
         assert model(tokens).shape == (len(tokens), tokens.shape[1], model.cfg.d_vocab_out)
     with pytest.raises(InvalidTokensError):
         model(tokens)  # the opt-out ends with its block
-
-
-def message_position(message):
-    return int(re.search(r"position (\d+)", message).group(1))
 
 
 @pytest.mark.parametrize("name", ["list_update", "addition", "majority", "max_of_2"])
@@ -70,6 +247,8 @@ def test_off_format_still_checks_the_vocabulary_and_a_model_without_a_task_check
         model(torch.tensor([[1, 2, 65]]))
     bare = toybook.build_model(model.toybook_config)
     assert bare(torch.tensor([[64, 64, 3]])).shape == (1, 3, 64)  # no task attached: no slots
-    toybook.attach_task(bare, toybook.get_task("max_of_2"))
+    toybook.attach_task(bare, MAX_OF_2)
     with pytest.raises(InvalidTokensError, match=re.escape("position 0 (a) must be a token in 0..63")):
         bare(torch.tensor([[64, 64, 3]]))
+    with pytest.raises(ConfigError, match="does not match task 'list_update'"):
+        toybook.attach_task(bare, LIST_UPDATE)

@@ -1,12 +1,11 @@
 """Model construction, input checks, and the trainer."""
 
-import re
 
 import pytest
 import torch
 
 import toybook
-from toybook.errors import ConfigError, InvalidTokensError, ToybookError
+from toybook.errors import ToybookError
 from toybook.model import ACTIVATIONS, build_model, count_parameters
 from toybook.training import TrainConfig, train
 
@@ -42,104 +41,7 @@ def test_logits_shape_and_frozen_zero_biases():
     assert count_parameters(with_biases) > count_parameters(model)
 
 
-@pytest.mark.parametrize(
-    "tokens, message",
-    [
-        (torch.tensor([[50, 1, 2, 3, 51, 0, 9, 51, 9, 2, 99]]), "token 99 .* out of range; the vocabulary is 0..51"),
-        (torch.tensor([50, 1, 2]), r"shape \[batch, 11\].*unsqueeze"),
-        (torch.zeros(1, 12, dtype=torch.long), "at most 11 tokens"),
-        (torch.zeros(1, 11), "integer dtype"),
-        ([[50, 1]], "torch.Tensor"),
-        (torch.zeros(0, 11, dtype=torch.long), r"the batch is empty \(shape \(0, 11\)\)"),
-        (torch.zeros(2, 0, dtype=torch.long), r"sequences are empty \(length 0\); a sequence has 1..11 tokens"),
-        (torch.zeros(2, 11, 7), r"residual stream passed in must have shape \[batch ≥ 1, 1..11, d_model=16\], got \(2, 11, 7\)"),
-        (torch.zeros(0, 11, 16), r"residual stream .* got \(0, 11, 16\)"),
-    ],
-)
-def test_model_input_errors(tokens, message):
-    model = toybook.build_model(TINY)
-    with pytest.raises(InvalidTokensError, match=message):
-        model(tokens)
-    if isinstance(tokens, torch.Tensor) and tokens.ndim == 2 and not tokens.is_floating_point():
-        with pytest.raises(InvalidTokensError, match=message):
-            model.run_with_cache(tokens)
-
-
-@pytest.mark.parametrize(
-    "call, error, message",
-    [
-        (lambda: LIST_UPDATE.generate(-3), ToybookError, "list_update.generate: n must be a positive integer, got -3"),
-        (lambda: LIST_UPDATE.generate(0), ToybookError, "n must be a positive integer, got 0"),
-        (lambda: LIST_UPDATE.generate(2.5), ToybookError, "n must be a positive integer, got 2.5"),
-        (lambda: LIST_UPDATE.generate(4, seed=-1), ToybookError, "seed must be an integer ≥ 0 or a torch.Generator, got -1"),
-        (lambda: toybook.evaluate(toybook.build_model(TINY), LIST_UPDATE, LIST_UPDATE.generate(4)[:0]), InvalidTokensError, "the batch is empty"),
-    ],
-)
-def test_task_and_evaluation_errors(call, error, message):
-    with pytest.raises(error, match=re.escape(message)):
-        call()
-
-
 ARCH = dict(n_layers=1, n_heads=1, d_model=8, d_head=8)
-
-
-@pytest.mark.parametrize(
-    "change, message",
-    [
-        ({"normalization_type": "BN"}, "ModelConfig.normalization_type must be one of ('LN', 'LNPre', 'RMS', 'RMSPre', None), got 'BN'"),
-        ({"d_model": 0}, "ModelConfig.d_model must be an integer ≥ 1, got 0"),
-        ({"n_heads": 2.0}, "ModelConfig.n_heads must be an integer ≥ 1, got 2.0"),
-        ({"n_layers": True}, "ModelConfig.n_layers must be an integer ≥ 1, got True"),
-        ({"d_mlp": 0}, "ModelConfig.d_mlp must be an integer ≥ 1 or None, got 0"),
-        ({"d_mlp": -32}, "ModelConfig.d_mlp must be an integer ≥ 1 or None, got -32"),
-        ({"d_mlp": 32, "act_fn": "tanh"}, "ModelConfig.act_fn must be one of ('relu', 'gelu', 'gelu_new', 'silu', 'solu_ln'), got 'tanh'"),
-        ({"positional_embedding_type": "alibi"}, "ModelConfig.positional_embedding_type must be one of"),
-        ({"use_biases": "no"}, "ModelConfig.use_biases must be one of (True, False), got 'no'"),
-    ],
-)
-def test_model_config_errors(change, message):
-    with pytest.raises(ConfigError, match=re.escape(message)):
-        toybook.ModelConfig.for_task(LIST_UPDATE, **{**ARCH, **change})
-
-
-@pytest.mark.parametrize(
-    "change, message",
-    [
-        ({"steps": 2.5}, "TrainConfig.steps must be an integer ≥ 1, got 2.5"),
-        ({"steps": 0}, "TrainConfig.steps must be an integer ≥ 1, got 0"),
-        ({"batch_size": 0}, "TrainConfig.batch_size must be an integer ≥ 1 or None, got 0"),
-        ({"lr": -1e-3}, "TrainConfig.lr must be a finite number > 0.0, got -0.001"),
-        ({"lr": float("nan")}, "TrainConfig.lr must be a finite number > 0.0, got nan"),
-        ({"lr": "1e-3"}, "TrainConfig.lr must be a finite number > 0.0, got '1e-3'"),
-        ({"betas": (0.9,)}, "TrainConfig.betas must be two numbers in [0, 1), got (0.9,)"),
-        ({"betas": (0.9, 1.5)}, "TrainConfig.betas must be a finite number ≥ 0.0 and ≤ 0.999999, got 1.5"),
-        ({"weight_decay": -0.1}, "TrainConfig.weight_decay must be a finite number ≥ 0.0, got -0.1"),
-        ({"warmup_steps": -5}, "TrainConfig.warmup_steps must be an integer ≥ 0, got -5"),
-        ({"schedule": "linear"}, "TrainConfig.schedule must be one of ('constant', 'cosine'), got 'linear'"),
-        ({"grad_clip": 0}, "TrainConfig.grad_clip must be a finite number > 0.0 or None, got 0"),
-        ({"seed": -1}, "TrainConfig.seed must be an integer ≥ 0, got -1"),
-        ({"log_every": 0}, "TrainConfig.log_every must be an integer ≥ 1, got 0"),
-        ({"eval_size": 0}, "TrainConfig.eval_size must be an integer ≥ 1, got 0"),
-        ({"snapshot_every": 0}, "TrainConfig.snapshot_every must be an integer ≥ 1 or None, got 0"),
-    ],
-)
-def test_train_config_errors(change, message):
-    with pytest.raises(ConfigError, match=re.escape(message)):
-        TrainConfig(**change)
-
-
-@pytest.mark.parametrize(
-    "cls, values, message",
-    [
-        (TrainConfig, {"stpes": 10}, "unknown TrainConfig fields: ['stpes']; known fields: ["),
-        (TrainConfig, [1, 2], "TrainConfig needs a dict of fields, got list"),
-        (toybook.ModelConfig, {"n_layers": 1}, "ModelConfig is missing required fields: ['d_head', 'd_model',"),
-        (toybook.ModelConfig, {**ARCH, "d_vocab": 5, "d_vocab_out": 5, "n_ctx": 3, "width": 3}, "unknown ModelConfig fields: ['width']"),
-    ],
-)
-def test_config_from_dict_errors(cls, values, message):
-    with pytest.raises(ConfigError, match=re.escape(message)):
-        cls.from_dict(values)
 
 
 def test_every_allowed_activation_builds_a_model():
@@ -210,10 +112,3 @@ def test_learning_rate_schedule(config, step, lr):
 def test_full_batch_needs_a_fixed_training_set():
     with pytest.raises(ToybookError, match="batch_size must be set"):
         train(LIST_UPDATE, TINY, TrainConfig(steps=1, batch_size=None), progress=False)
-
-
-def test_train_config_errors():
-    with pytest.raises(ToybookError, match="steps"):
-        TrainConfig(steps=0)
-    with pytest.raises(ToybookError, match="schedule"):
-        TrainConfig(schedule="linear")
