@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from toybook.analysis.ablation import mean_activation
@@ -59,14 +58,6 @@ def class_frequencies(task: AdditionTask, n: int = 100_000, seed: int = 0) -> di
     return result
 
 
-def _answer_losses(task: AdditionTask, logits: Tensor, tokens: Tensor) -> Tensor:
-    """Mean loss per answer digit ``[A]``."""
-    answer = task.answer_logits(logits)
-    targets = task.targets(tokens)
-    losses = F.cross_entropy(answer.reshape(-1, answer.shape[-1]), targets.reshape(-1), reduction="none")
-    return losses.reshape(targets.shape).mean(0)
-
-
 @torch.no_grad()
 def position_ablation_losses(
     model: torch.nn.Module, task: AdditionTask, tokens: Tensor, reference: Tensor, layer: int = 0,
@@ -75,14 +66,15 @@ def position_ablation_losses(
     ``layer`` is replaced, at one position, by its mean over ``reference``."""
     name = f"blocks.{layer}.hook_resid_post"
     mean = mean_activation(model, reference, name)[0]
-    losses = torch.empty(tokens.shape[1], task.n_answers)
+    losses = torch.empty(tokens.shape[1], task.n_answers, dtype=torch.float64)
     for position in range(tokens.shape[1]):
         def hook(resid: Tensor, hook=None, position=position) -> Tensor:
             resid = resid.clone()
             resid[:, position] = mean[position]
             return resid
 
-        losses[position] = _answer_losses(task, model.run_with_hooks(tokens, fwd_hooks=[(name, hook)]), tokens)
+        logits = model.run_with_hooks(tokens, fwd_hooks=[(name, hook)])
+        losses[position] = task.token_losses(logits, tokens).mean(0)
     return losses
 
 
