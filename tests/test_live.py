@@ -57,7 +57,7 @@ def test_jupyter_refuses_other_hosts_and_needs_the_token(live):
 def test_the_token_is_not_on_a_command_line(live):
     listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert "jupyter_server" in listing and live.token not in listing
-    assert live.log_path.exists()
+    assert live.log_path.exists() and live.log_path.parent.stat().st_mode & 0o777 == 0o700
 
 
 def jupyter_processes():

@@ -25,7 +25,8 @@ only pages served by this site to this machine:
   secret, not the origin check. Other local users who can read your processes'
   environment or your files can reach the kernel, as with any Jupyter server.
 
-Jupyter's log goes to ``jupyter.log`` in a fresh temporary folder (printed at start).
+Jupyter's log goes to ``jupyter.log`` in a fresh temporary folder (printed at start) that
+only you can read (``mkdtemp``: mode 700), since Jupyter writes its URL, token included, there.
 """
 
 from __future__ import annotations
