@@ -10,7 +10,7 @@ Shapes: B batch, T ``n_ctx``, D the activation's trailing dimensions.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -32,6 +32,20 @@ def mean_activation(
     if hook_name not in cache:
         raise KeyError(f"the model has no activation named {hook_name!r}")
     return cache[hook_name].float().mean(dim=tuple(dims), keepdim=True)
+
+
+def overwrite_hook(index, values: Tensor | Callable[[Tensor], Tensor]):
+    """A forward hook that returns a copy of the activation with ``activation[index] =
+    values``: the one way the interventions here write into an activation (patching,
+    mean-ablation of a position, a head or some neurons, forced attention). ``values`` is
+    a tensor that broadcasts to ``activation[index]``, or a function of the activation
+    that returns one."""
+    def hook(activation: Tensor, hook=None) -> Tensor:
+        activation = activation.clone()
+        activation[index] = values(activation) if callable(values) else values.to(activation.device)
+        return activation
+
+    return hook
 
 
 def replace_hook(replacement: Replacement):

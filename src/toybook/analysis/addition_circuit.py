@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from toybook.analysis.ablation import mean_activation
+from toybook.analysis.ablation import mean_activation, overwrite_hook
 from toybook.tasks import AdditionTask
 from toybook.tasks.addition import QuestionClass
 
@@ -68,11 +68,7 @@ def position_ablation_losses(
     mean = mean_activation(model, reference, name)[0]
     losses = torch.empty(tokens.shape[1], task.n_answers, dtype=torch.float64)
     for position in range(tokens.shape[1]):
-        def hook(resid: Tensor, hook=None, position=position) -> Tensor:
-            resid = resid.clone()
-            resid[:, position] = mean[position]
-            return resid
-
+        hook = overwrite_hook((slice(None), position), mean[position])
         logits = model.run_with_hooks(tokens, fwd_hooks=[(name, hook)])
         losses[position] = task.token_losses(logits, tokens).mean(0)
     return losses
@@ -94,11 +90,7 @@ def head_ablation_wrong(
         mean = mean_activation(model, reference, name)[0]  # [T, H, d_head]
         for head in range(cfg.n_heads):
             for index, position in enumerate(positions):
-                def hook(z: Tensor, hook=None, head=head, position=position) -> Tensor:
-                    z = z.clone()
-                    z[:, position, head] = mean[position, head]
-                    return z
-
+                hook = overwrite_hook((slice(None), position, head), mean[position, head])
                 logits = model.run_with_hooks(tokens, fwd_hooks=[(name, hook)])
                 wrong[layer, head, index] = ~task.correct(logits, tokens)
     return wrong
@@ -184,19 +176,10 @@ def donor_agreement(model: torch.nn.Module, task: AdditionTask, pairs: QuestionP
     _, cache = model.run_with_cache(pairs.donor, names_filter=lambda name: name in names)
     hooks = []
     for patch in patches:
-        donor = cache[patch.hook]
-        positions = list(patch.positions)
-
-        def hook(activation: Tensor, hook=None, donor=donor, positions=positions, heads=patch.heads) -> Tensor:
-            activation = activation.clone()
-            if heads is None:
-                activation[:, positions] = donor[:, positions]
-            else:
-                for head in heads:
-                    activation[:, positions, head] = donor[:, positions, head]
-            return activation
-
-        hooks.append((patch.hook, hook))
+        positions = torch.tensor(patch.positions)
+        index = ((slice(None), positions) if patch.heads is None
+                 else (slice(None), positions[:, None], torch.tensor(patch.heads)[None, :]))
+        hooks.append((patch.hook, overwrite_hook(index, cache[patch.hook][index])))
     index = task.n_digits - pairs.column
     predicted = task.answer_logits(model.run_with_hooks(pairs.clean, fwd_hooks=hooks))[:, index].argmax(-1)
     return (predicted == task.targets(pairs.donor)[:, index]).double().mean().item()

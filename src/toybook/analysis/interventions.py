@@ -13,6 +13,8 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
+from toybook.analysis.ablation import overwrite_hook
+
 
 def hard_attention(query_pos: int | Sequence[int], key_pos: Tensor, head: int = 0) -> Callable:
     """A ``hook_pattern`` hook: each query in ``query_pos`` attends only to its key.
@@ -24,16 +26,11 @@ def hard_attention(query_pos: int | Sequence[int], key_pos: Tensor, head: int = 
     if keys.shape[1] != len(queries):
         raise ValueError(f"{keys.shape[1]} key positions per row for {len(queries)} query positions")
 
-    def hook(pattern: Tensor, hook=None) -> Tensor:  # pattern [B, H, Q, K]
-        pattern = pattern.clone()
-        rows = torch.arange(len(pattern), device=pattern.device)
-        for column, query in enumerate(queries):
-            one_hot = torch.zeros_like(pattern[:, head, query])
-            one_hot[rows, keys[:, column].to(pattern.device)] = 1.0
-            pattern[:, head, query] = one_hot
-        return pattern
+    def one_hot(pattern: Tensor) -> Tensor:  # pattern [B, H, Q, K] → [B, len(queries), K]
+        rows = torch.zeros_like(pattern[:, head, queries])
+        return rows.scatter_(-1, keys.to(pattern.device).unsqueeze(-1), 1.0)
 
-    return hook
+    return overwrite_hook((slice(None), head, queries), one_hot)
 
 
 @torch.no_grad()

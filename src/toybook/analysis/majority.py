@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from toybook.analysis.ablation import overwrite_hook
 from toybook.tasks import MajorityTask
 
 ATTN_OUT = "blocks.0.hook_attn_out"
@@ -127,11 +128,7 @@ def patch_attention_output(
     _, cache = model.run_with_cache(donor, names_filter=ATTN_OUT)
     donated = cache[ATTN_OUT][:, position]
 
-    def hook(activation: Tensor, hook=None) -> Tensor:
-        activation = activation.clone()
-        activation[:, position] = donated
-        return activation
-
+    hook = overwrite_hook((slice(None), position), donated)
     return model.run_with_hooks(tokens, fwd_hooks=[(ATTN_OUT, hook)])
 
 
@@ -199,11 +196,7 @@ def neuron_ablation_table(
     majority = task.targets(tokens)[:, min_position:]
     table = torch.empty(len(neurons), task.d_vocab_out)
     for v, chosen in enumerate(neurons):
-        def replace(activation: Tensor, hook=None, chosen=chosen) -> Tensor:
-            activation = activation.clone()
-            activation[..., chosen] = mean[chosen]
-            return activation
-
+        replace = overwrite_hook((..., chosen), mean[chosen])
         logits = model.run_with_hooks(tokens, fwd_hooks=[(NEURONS, replace)])
         correct = task.correct(logits, tokens)[:, min_position:]
         for u in range(task.d_vocab_out):

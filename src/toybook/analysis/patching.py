@@ -15,6 +15,8 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
+from toybook.analysis.ablation import overwrite_hook
+
 Metric = Callable[[Tensor], Tensor]  # logits [B, T, V] -> [M]
 
 
@@ -41,11 +43,7 @@ def patching_grid(
     patched = torch.empty(len(hook_names), n_ctx, *clean_metric.shape)
     for n, name in enumerate(hook_names):
         for position in range(n_ctx):
-            def hook(activation: Tensor, hook=None, name=name, position=position) -> Tensor:
-                activation = activation.clone()
-                activation[:, position] = cache[name][:, position]
-                return activation
-
+            hook = overwrite_hook((slice(None), position), cache[name][:, position])
             patched[n, position] = metric(model.run_with_hooks(corrupted, fwd_hooks=[(name, hook)]))
     return patched, clean_metric, corrupted_metric
 
