@@ -141,11 +141,11 @@ def reproduce(
     threads = torch.get_num_threads()
     ruled_out = [reason for reason in bit_identity_mismatch(recorded, current_environment(device))
                  if not reason.startswith("threads:")]
-    if not ruled_out and isinstance(recorded.get("threads"), int):
-        torch.set_num_threads(recorded["threads"])
-    elif ruled_out:
+    if ruled_out:
         log(f"{shipped.name}: bit-identity is not expected here ({'; '.join(ruled_out)}), "
             f"so training uses this machine's {threads} threads")
+    elif isinstance(recorded.get("threads"), int):
+        torch.set_num_threads(recorded["threads"])
     try:
         environment = current_environment(device)
         log(f"{shipped.name}: retraining for {shipped.metadata['training']['steps']} steps "
