@@ -18,7 +18,6 @@ process starts, so every condition runs in its own interpreter.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import subprocess

@@ -1,6 +1,5 @@
 """Tasks: formats, generators against independent references, labels, validation errors."""
 
-import random
 from collections import Counter
 
 import pytest

@@ -18,7 +18,7 @@ from toybook.checkpoint import (
     check_writable, load_checkpoint, record_evaluation, save_checkpoint, summarize_evaluation,
 )
 from toybook.errors import ToybookError
-from toybook.evaluation import evaluate, evaluate_exhaustively
+from toybook.measurement import DEFAULT_N, SMALL_INPUT_SPACE, is_small, measure
 from toybook.presets import PRESETS, get_preset
 from toybook.tasks import TASKS
 from toybook.training import train
@@ -30,8 +30,6 @@ EXAMPLES = """examples:
   toybook train max_of_2 --seed 1 --out runs/m2 train a preset with another seed
   toybook reproduce max_of_2                    retrain a shipped model and compare
   toybook live                                  the built book with live cells"""
-DEFAULT_EVAL_N = 10_000
-SMALL_INPUT_SPACE = 100_000  # evaluated exhaustively by default (max_of_2: 4,096)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,8 +74,9 @@ def parser() -> argparse.ArgumentParser:
     evaluating.add_argument("--checkpoint", type=Path, help="a saved checkpoint (default: shipped)")
     evaluating.add_argument(
         "--n", type=positive_int,
-        help=f"random sequences (default {DEFAULT_EVAL_N:,}); a task with at most "
-             f"{SMALL_INPUT_SPACE:,} inputs is always evaluated on all of them",
+        help=f"seeded random inputs (default {DEFAULT_N:,}), measured as the task's chapter "
+             f"does (addition adds every hand-built set; majority counts the last position); "
+             f"a task with at most {SMALL_INPUT_SPACE:,} inputs is always evaluated on all",
     )
     evaluating.add_argument("--seed", type=int, default=12345, help="seed of the sample")
     evaluating.add_argument("--device", default="cpu", help="cpu (default) or cuda")
@@ -86,8 +85,8 @@ def parser() -> argparse.ArgumentParser:
         help="every input of the task (list_update: 18,750,000), batched, with a progress bar",
     )
     evaluating.add_argument(
-        "--batch-size", type=positive_int, default=65_536,
-        help="inputs per forward pass of the exhaustive check (default 65,536)",
+        "--batch-size", type=positive_int,
+        help="inputs per forward pass (default: 65,536 for --all, 8,192 or 2,048 otherwise)",
     )
     evaluating.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluating.add_argument("--threads", type=positive_int, help="torch CPU threads")
@@ -220,26 +219,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     task = checkpoint.task
     if args.threads:
         torch.set_num_threads(args.threads)
-    small = task.n_inputs is not None and task.n_inputs <= SMALL_INPUT_SPACE
-    if small and args.n is not None and not args.all:
+    if is_small(task) and args.n is not None and not args.all:
         print(f"{task.name} has only {task.n_inputs:,} inputs: evaluating all of them "
               f"(--n {args.n:,} does not apply)")
-    if args.all or small:
-        return eval_all(checkpoint, args)
-    n = DEFAULT_EVAL_N if args.n is None else args.n
-    result = evaluate(checkpoint.model, task, task.eval_data(n, args.seed))
-    what = f"{result.n:,} random sequences (seed {args.seed})"
-    print(f"{checkpoint.name} on {what}: {result.n - result.n_wrong:,}/{result.n:,} correct, "
-          f"accuracy {result.acc:.4%}, loss {result.loss:.3g}")
-    if task.n_answers <= 12:
-        per_pos = "  ".join(
-            f"{name} {acc:.4%}" for name, acc in zip(task.answer_names, result.acc_per_pos)
-        )
-        print(f"per answer position: {per_pos}")
+    result = measure(checkpoint.model, task, args.n, args.seed, exhaustive=args.all,
+                     batch_size=args.batch_size, progress=not args.quiet)
+    print(result.report(checkpoint.name))
     if args.record:
-        label = f"random_{n}_seed{args.seed}"
-        record_evaluation(checkpoint.path, label, result.to_dict())
-        print(f"recorded as {label!r} in {checkpoint.path}")
+        record_evaluation(checkpoint.path, result.label, result.result)
+        print(f"recorded as {result.label!r} in {checkpoint.path}")
     return 0
 
 
@@ -278,28 +266,6 @@ def cmd_live(args: argparse.Namespace) -> int:
                 time.sleep(3600)
         except KeyboardInterrupt:
             print("stopped")
-    return 0
-
-
-def eval_all(checkpoint, args: argparse.Namespace) -> int:
-    task = checkpoint.task
-    if task.n_inputs is None:
-        raise ToybookError(f"task {task.name!r} has no finite input space; use --n instead of --all")
-    result = evaluate_exhaustively(
-        checkpoint.model, task, batch_size=args.batch_size, progress=not args.quiet
-    )
-    print(f"{checkpoint.name} on all {result.n:,} inputs: {result.n - result.n_wrong:,} correct, "
-          f"{result.n_wrong:,} wrong; smallest margin {result.min_margin:.3g} "
-          f"({result.wall_time_s:.0f} s on {result.device})")
-    print("wrong per answer position: " + "  ".join(
-        f"{name} {wrong:,}" for name, wrong in zip(task.answer_names, result.wrong_per_pos)
-    ))
-    for value, wrong in result.wrong_by_group.items():
-        print(f"  {result.group_slot} = {value}: {result.n_by_group[value]:,} inputs, "
-              f"wrong per answer position {wrong}")
-    if args.record:
-        record_evaluation(checkpoint.path, "exhaustive", result.to_dict())
-        print(f"recorded as 'exhaustive' in {checkpoint.path}")
     return 0
 
 

@@ -6,6 +6,7 @@ Shapes: N sequences, T ``n_ctx``, A answer positions.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -14,6 +15,43 @@ from torch import Tensor
 from tqdm import tqdm
 
 from toybook.tasks import Task
+
+
+@torch.no_grad()
+def forward_batches(
+    model: torch.nn.Module, inputs: Tensor | Callable[[int, int], Tensor], n: int | None = None,
+    batch_size: int = 8192, progress: bool = False, desc: str | None = None,
+) -> Iterator[tuple[int, Tensor, Tensor]]:
+    """Run ``model`` batch by batch without autograd: yields ``(start, tokens [b, T],
+    logits [b, T, V])`` with ``tokens`` on the model's device.
+
+    ``inputs`` is a token tensor ``[N, T]``, or a function ``(start, stop) → tokens`` called
+    in order for ``n`` inputs (e.g. a task's enumeration, or a seeded generator), so only one
+    batch is ever in memory.
+    """
+    if n is None:
+        if callable(inputs):
+            raise TypeError("forward_batches: give n when inputs is a function")
+        n = len(inputs)
+    device = next(model.parameters()).device
+    for start in tqdm(range(0, n, batch_size), desc=desc, disable=not progress):
+        stop = min(start + batch_size, n)
+        tokens = inputs(start, stop) if callable(inputs) else inputs[start:stop]
+        tokens = tokens.to(device)
+        yield start, tokens, model(tokens)
+
+
+def fresh_inputs(task: Task, seed: int) -> Callable[[int, int], Tensor]:
+    """``(start, stop) → tokens``: ``stop - start`` fresh sequences from one generator seeded
+    once, so consecutive calls continue one seeded stream (as :func:`forward_batches` makes
+    them)."""
+    generator = torch.Generator().manual_seed(seed)
+    return lambda start, stop: task.generate(stop - start, generator)
+
+
+def batched_logits(model: torch.nn.Module, tokens: Tensor, batch_size: int = 2048) -> Tensor:
+    """``model(tokens)`` in batches without autograd, ``[N, T, V]``."""
+    return torch.cat([logits for _, _, logits in forward_batches(model, tokens, None, batch_size)])
 
 
 @dataclass(frozen=True)
@@ -37,12 +75,9 @@ def evaluate(
 ) -> EvalResult:
     """Run ``model`` on ``tokens [N, T]`` in batches and compare with the task's targets."""
     task.validate(tokens)
-    device = next(model.parameters()).device
     wrong_rows, loss_sum = 0, 0.0
     wrong_per_pos = torch.zeros(task.n_answers, dtype=torch.long)
-    for start in range(0, len(tokens), batch_size):
-        batch = tokens[start : start + batch_size].to(device)
-        logits = model(batch)
+    for _, batch, logits in forward_batches(model, tokens, batch_size=batch_size):
         correct = task.correct(logits, batch).cpu()
         wrong_rows += int((~correct.all(-1)).sum())
         wrong_per_pos += (~correct).sum(0)
@@ -112,10 +147,12 @@ def evaluate_exhaustively(
     hardest_margin = torch.empty(0)
     hardest_key = torch.empty(0, 2, dtype=torch.long)  # (rank, answer position)
     started = time.perf_counter()
-    starts = range(start, stop, batch_size)
-    for batch_start in tqdm(starts, desc=f"{task.name}: all inputs", disable=not progress):
-        batch = task.inputs(batch_start, min(batch_start + batch_size, stop)).to(device)
-        logits = model(batch)
+    batches = forward_batches(
+        model, lambda first, last: task.inputs(start + first, start + last), stop - start,
+        batch_size, progress, desc=f"{task.name}: all inputs",
+    )
+    for offset, batch, logits in batches:
+        batch_start = start + offset
         wrong = (~task.correct(logits, batch)).cpu()
         wrong_per_pos += wrong.sum(0)
         n_wrong_rows += int(wrong.any(1).sum())

@@ -19,7 +19,6 @@ Either way the report shows the largest logit difference on a fixed input set.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -32,7 +31,7 @@ from toybook.checkpoint import (
 from toybook.claims import CLAIMS, ClaimResult, check_claims
 from toybook.environment import bit_identity_mismatch, current_environment, describe
 from toybook.errors import ToybookError
-from toybook.evaluation import evaluate_exhaustively
+from toybook.measurement import remeasure
 from toybook.model import ModelConfig
 from toybook.tasks import Task
 from toybook.training import TrainConfig, train
@@ -203,50 +202,6 @@ def compare_logits(a: Checkpoint, b: Checkpoint) -> tuple[float, float, int]:
 
 def accuracy_check(checkpoint: Checkpoint, recorded: dict[str, Any], progress: bool) -> AccuracyCheck:
     """The measurement the shipped model's accuracy was recorded with, on ``checkpoint``."""
-    task, model = checkpoint.task, checkpoint.model
-    started = time.perf_counter()
-    if task.name in SAMPLED_CHECKS:
-        what, shipped_wrong, wrong = SAMPLED_CHECKS[task.name](model, task, recorded, progress)
-    elif task.n_inputs is not None:
-        result = evaluate_exhaustively(model, task, progress=progress)
-        what, wrong = f"all {result.n:,} inputs", result.n_wrong
-        shipped_wrong = recorded.get("exhaustive", {}).get("n_wrong")
-    else:
-        raise ToybookError(f"no accuracy check is defined for task {task.name!r}")
-    return AccuracyCheck(what, shipped_wrong, wrong, time.perf_counter() - started)
-
-
-def _addition_check(model, task, recorded, progress):
-    from toybook.analysis.addition import addition_accuracy
-
-    label, record = _record_with(recorded, "n_random", default={"n_random": 100_000, "seed": 12345})
-    result = addition_accuracy(model, task, record["n_random"], record["seed"], progress=progress)
-
-    def wrong(random_wrong, sets):
-        return random_wrong + sum(w for _, w in sets.values())
-
-    shipped = wrong(record["random_wrong"], record["sets"]) if label else None
-    what = (f"{record['n_random']:,} random questions (seed {record['seed']}) and "
-            f"{sum(n for n, _ in result.sets.values()):,} hand-built")
-    return what, shipped, wrong(result.random_wrong, result.sets)
-
-
-def _majority_check(model, task, recorded, progress):
-    from toybook.analysis.majority import majority_accuracy
-
-    label, record = _record_with(recorded, "last_wrong", default={"n": 100_000, "seed": 12345})
-    result = majority_accuracy(model, task, record["n"], record["seed"])
-    what = f"last position of {record['n']:,} sequences (seed {record['seed']})"
-    return what, record["last_wrong"] if label else None, result.last_wrong
-
-
-def _record_with(recorded: dict[str, Any], key: str, default: dict[str, Any]):
-    """The first recorded evaluation holding ``key``: ``(label, record)``, or ``(None,
-    default)`` when nothing was recorded."""
-    for label, record in recorded.items():
-        if key in record:
-            return label, record
-    return None, default
-
-
-SAMPLED_CHECKS = {"addition": _addition_check, "majority": _majority_check}
+    measurement, shipped_wrong = remeasure(checkpoint.model, checkpoint.task, recorded, progress)
+    return AccuracyCheck(measurement.what, shipped_wrong, measurement.n_wrong,
+                         measurement.seconds)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from toybook.evaluation import forward_batches, fresh_inputs
 from toybook.tasks import AdditionTask
 
 # digit pairs (x_j, y_j) by what the column does: no carry and not 9, exactly 9, a carry
@@ -109,21 +110,18 @@ def addition_accuracy(
     per_layout: int = 200, batch_size: int = 8192, progress: bool = False,
 ) -> AdditionAccuracy:
     """Accuracy on ``n_random`` uniform random questions and on :func:`question_sets`."""
-    from tqdm import tqdm
-
-    device = next(model.parameters()).device
-    generator = torch.Generator().manual_seed(seed)
     wrong_rows, wrong_per_digit = 0, torch.zeros(task.n_answers, dtype=torch.long)
-    for start in tqdm(range(0, n_random, batch_size), disable=not progress, desc="random questions"):
-        tokens = task.generate(min(batch_size, n_random - start), generator).to(device)
-        wrong = (~task.correct(model(tokens), tokens)).cpu()
+    for _, tokens, logits in forward_batches(
+        model, fresh_inputs(task, seed), n_random, batch_size, progress, desc="random questions"
+    ):
+        wrong = (~task.correct(logits, tokens)).cpu()
         wrong_rows += int(wrong.any(1).sum())
         wrong_per_digit += wrong.sum(0)
     sets = {}
     for name, tokens in question_sets(task, per_layout, seed).items():
-        wrong = 0
-        for batch in tokens.split(batch_size):
-            batch = batch.to(device)
-            wrong += int((~task.correct(model(batch), batch)).any(1).sum())
+        wrong = sum(
+            int((~task.correct(logits, batch)).any(1).sum())
+            for _, batch, logits in forward_batches(model, tokens, batch_size=batch_size)
+        )
         sets[name] = [len(tokens), wrong]
     return AdditionAccuracy(n_random, seed, wrong_rows, wrong_per_digit.tolist(), sets)

@@ -13,16 +13,11 @@ import torch
 from torch import Tensor
 
 from toybook.analysis.ablation import overwrite_hook
+from toybook.evaluation import batched_logits, forward_batches, fresh_inputs
 from toybook.tasks import MajorityTask
 
 ATTN_OUT = "blocks.0.hook_attn_out"
 NEURONS = "blocks.0.mlp.hook_post"
-
-
-@torch.no_grad()
-def batched_logits(model: torch.nn.Module, tokens: Tensor, batch_size: int = 2048) -> Tensor:
-    """``model(tokens)`` in batches, ``[B, T, V]``."""
-    return torch.cat([model(batch) for batch in tokens.split(batch_size)])
 
 
 @dataclass(frozen=True)
@@ -56,15 +51,13 @@ class MajorityAccuracy:
 @torch.no_grad()
 def majority_accuracy(
     model: torch.nn.Module, task: MajorityTask, n: int = 100_000, seed: int = 12345,
-    batch_size: int = 2048,
+    batch_size: int = 2048, progress: bool = False,
 ) -> MajorityAccuracy:
     """Accuracy per position and by margin on ``n`` fresh uniform sequences."""
     correct_parts, margin_parts = [], []
-    generator = torch.Generator().manual_seed(seed)
-    for start in range(0, n, batch_size):
-        tokens = task.generate(min(batch_size, n - start), generator)
-        correct_parts.append(task.correct(model(tokens), tokens))
-        margin_parts.append(task.margin(tokens))
+    for _, tokens, logits in forward_batches(model, fresh_inputs(task, seed), n, batch_size, progress):
+        correct_parts.append(task.correct(logits, tokens).cpu())
+        margin_parts.append(task.margin(tokens).cpu())
     correct, margin = torch.cat(correct_parts), torch.cat(margin_parts)
 
     def by_margin(right: Tensor, margins: Tensor) -> dict[str, list[int]]:
