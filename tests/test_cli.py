@@ -140,3 +140,20 @@ def test_version_and_help(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "toybook reproduce max_of_2" in capsys.readouterr().out
+
+
+def test_help_and_version_load_neither_torch_nor_transformer_lens():
+    probe = ("import sys, toybook, toybook.cli\n"
+             "toybook.cli.parser().format_help()\n"
+             "heavy = sorted(m for m in ('torch', 'transformer_lens') if m in sys.modules)\n"
+             "assert not heavy, heavy\n"
+             "assert toybook.load_model is toybook.zoo.load_model and 'torch' in sys.modules")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_lazy_public_names():
+    assert set(toybook.__all__) <= set(dir(toybook))
+    assert all(getattr(toybook, name) is not None for name in toybook.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        toybook.nonsense

@@ -7,10 +7,18 @@ The public contract::
     task = toybook.get_task("max_of_2")  # token format, generator, loss, accuracy
     model = toybook.load_model("max_of_2")   # shipped, checksum-verified, eval mode
     logits = model(task.all_inputs())    # [batch, pos, d_vocab_out]
+
+``import toybook`` itself is instant: each name below is imported from its module on first
+use, so torch and TransformerLens load only when something needs them (the ``toybook``
+command's ``--help`` answers without them).
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from toybook._version import __version__
-from toybook.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from toybook.errors import (
     CheckpointError,
     InvalidTokensError,
@@ -18,12 +26,39 @@ from toybook.errors import (
     UnknownModelError,
     UnknownTaskError,
 )
-from toybook.evaluation import EvalResult, evaluate
-from toybook.model import ModelConfig, attach_task, build_model, off_format
-from toybook.presets import PRESETS, Preset, get_preset
-from toybook.tasks import Task, get_task, list_tasks
-from toybook.training import TrainConfig, TrainResult, train
-from toybook.zoo import list_models, load_model, load_shipped
+
+_LAZY = {
+    "toybook.checkpoint": ("Checkpoint", "load_checkpoint", "save_checkpoint"),
+    "toybook.evaluation": ("EvalResult", "evaluate"),
+    "toybook.model": ("ModelConfig", "attach_task", "build_model", "off_format"),
+    "toybook.presets": ("PRESETS", "Preset", "get_preset"),
+    "toybook.tasks": ("Task", "get_task", "list_tasks"),
+    "toybook.training": ("TrainConfig", "TrainResult", "train"),
+    "toybook.zoo": ("list_models", "load_model", "load_shipped"),
+}
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+
+if TYPE_CHECKING:
+    from toybook.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+    from toybook.evaluation import EvalResult, evaluate
+    from toybook.model import ModelConfig, attach_task, build_model, off_format
+    from toybook.presets import PRESETS, Preset, get_preset
+    from toybook.tasks import Task, get_task, list_tasks
+    from toybook.training import TrainConfig, TrainResult, train
+    from toybook.zoo import list_models, load_model, load_shipped
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'toybook' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODULE_OF))
+
 
 __all__ = [
     "Checkpoint", "CheckpointError", "EvalResult", "InvalidTokensError", "ModelConfig",

@@ -1,6 +1,8 @@
 """The ``toybook`` command: ``list``, ``train``, ``eval``, ``reproduce`` and ``live``.
 
 Errors in arguments or inputs print one line and exit with status 2; no tracebacks.
+Each command imports what it needs when it runs, so ``--help``, ``--version`` and argument
+errors answer without loading torch or TransformerLens.
 """
 
 from __future__ import annotations
@@ -11,18 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from toybook._version import __version__
-from toybook.checkpoint import (
-    check_writable, load_checkpoint, record_evaluation, save_checkpoint, summarize_evaluation,
-)
 from toybook.errors import ToybookError
-from toybook.measurement import DEFAULT_N, SMALL_INPUT_SPACE, is_small, measure
-from toybook.presets import PRESETS, get_preset
-from toybook.tasks import TASKS
-from toybook.training import train
-from toybook.zoo import SHIPPED_DIR, list_models, shipped_path
+from toybook.measurement import DEFAULT_N, SMALL_INPUT_SPACE
 
 EXAMPLES = """examples:
   toybook list                                  tasks, presets, shipped models
@@ -56,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
     listing.set_defaults(command=cmd_list)
 
     training = commands.add_parser("train", help="train a model from a named preset")
-    training.add_argument("name", metavar="NAME", help="a preset: " + ", ".join(PRESETS))
+    training.add_argument("name", metavar="NAME", help="a preset (toybook list shows them)")
     training.add_argument("--steps", type=positive_int, help="override the preset's steps")
     training.add_argument("--seed", type=int, help="override the preset's seed")
     training.add_argument("--device", default="cpu", help="cpu (default) or cuda")
@@ -136,6 +129,8 @@ def positive_int(text: str) -> int:
 
 
 def check_device(device: str) -> str:
+    import torch
+
     try:
         torch.device(device)
     except RuntimeError:
@@ -146,6 +141,11 @@ def check_device(device: str) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from toybook.checkpoint import summarize_evaluation
+    from toybook.presets import PRESETS
+    from toybook.tasks import TASKS
+    from toybook.zoo import list_models
+
     print("Tasks")
     for name, cls in TASKS.items():
         task = cls()
@@ -172,6 +172,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from toybook.checkpoint import check_writable, save_checkpoint
+    from toybook.presets import get_preset
+    from toybook.training import train
+
     preset = get_preset(args.name)
     device = check_device(args.device)
     if args.threads:
@@ -198,6 +204,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from toybook.checkpoint import load_checkpoint, record_evaluation
+    from toybook.measurement import is_small, measure
+    from toybook.zoo import SHIPPED_DIR, shipped_path
+
     device = check_device(args.device)
     if args.checkpoint is not None:
         checkpoint = load_checkpoint(args.checkpoint, device=device)
@@ -233,7 +245,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from toybook.reproduce import reproduce
-    from toybook.zoo import shipped_names
+    from toybook.zoo import shipped_names, shipped_path
 
     if args.all == bool(args.names):
         raise ToybookError("name the shipped models to reproduce, or use --all (not both); "

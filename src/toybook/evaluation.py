@@ -17,28 +17,40 @@ from tqdm import tqdm
 from toybook.tasks import Task
 
 
+def batch_rows(n_ctx: int) -> int:
+    """A batch size for sequences of ``n_ctx`` tokens that keeps a forward pass near 100 MB
+    on the shipped models: at most 2**22 query-key pairs (one head's attention pattern is
+    16 MB) and 2**17 tokens. list_update (11 tokens): 11,915 rows; majority (128): 256."""
+    return max(1, min(2**22 // (n_ctx * n_ctx), 2**17 // n_ctx))
+
+
 @torch.no_grad()
 def forward_batches(
     model: torch.nn.Module, inputs: Tensor | Callable[[int, int], Tensor], n: int | None = None,
-    batch_size: int = 8192, progress: bool = False, desc: str | None = None,
-) -> Iterator[tuple[int, Tensor, Tensor]]:
+    batch_size: int | None = None, progress: bool = False, desc: str | None = None,
+    run: Callable[[Tensor], Any] | None = None,
+) -> Iterator[tuple[int, Tensor, Any]]:
     """Run ``model`` batch by batch without autograd: yields ``(start, tokens [b, T],
-    logits [b, T, V])`` with ``tokens`` on the model's device.
+    logits [b, T, V])`` with ``tokens`` on the model's device; ``run(tokens)`` replaces
+    ``model(tokens)`` where given (e.g. a ``run_with_cache`` or ``run_with_hooks`` call).
 
     ``inputs`` is a token tensor ``[N, T]``, or a function ``(start, stop) → tokens`` called
     in order for ``n`` inputs (e.g. a task's enumeration, or a seeded generator), so only one
-    batch is ever in memory.
+    batch is ever in memory. ``batch_size`` defaults to :func:`batch_rows` (a function's
+    callers give it).
     """
-    if n is None:
-        if callable(inputs):
-            raise TypeError("forward_batches: give n when inputs is a function")
-        n = len(inputs)
+    if callable(inputs):
+        if n is None or batch_size is None:
+            raise TypeError("forward_batches: give n and batch_size when inputs is a function")
+    else:
+        n = len(inputs) if n is None else n
+        batch_size = batch_size or batch_rows(inputs.shape[-1])
     device = next(model.parameters()).device
     for start in tqdm(range(0, n, batch_size), desc=desc, disable=not progress):
         stop = min(start + batch_size, n)
         tokens = inputs(start, stop) if callable(inputs) else inputs[start:stop]
         tokens = tokens.to(device)
-        yield start, tokens, model(tokens)
+        yield start, tokens, model(tokens) if run is None else run(tokens)
 
 
 def fresh_inputs(task: Task, seed: int) -> Callable[[int, int], Tensor]:
@@ -49,7 +61,24 @@ def fresh_inputs(task: Task, seed: int) -> Callable[[int, int], Tensor]:
     return lambda start, stop: task.generate(stop - start, generator)
 
 
-def batched_logits(model: torch.nn.Module, tokens: Tensor, batch_size: int = 2048) -> Tensor:
+def batched_cache(
+    model: torch.nn.Module, tokens: Tensor, names: list[str], batch_size: int | None = None
+) -> dict[str, Tensor]:
+    """``run_with_cache`` in batches, keeping only the hooks ``names``: ``{name: [N, ...]}``.
+    Peak memory is one batch's forward pass plus what is kept."""
+    wanted = set(names)
+
+    def cached(batch: Tensor) -> Any:
+        return model.run_with_cache(batch, names_filter=lambda name: name in wanted)[1]
+
+    parts: dict[str, list[Tensor]] = {name: [] for name in names}
+    for _, _, cache in forward_batches(model, tokens, batch_size=batch_size, run=cached):
+        for name in names:
+            parts[name].append(cache[name])
+    return {name: torch.cat(part) for name, part in parts.items()}
+
+
+def batched_logits(model: torch.nn.Module, tokens: Tensor, batch_size: int | None = None) -> Tensor:
     """``model(tokens)`` in batches without autograd, ``[N, T, V]``."""
     return torch.cat([logits for _, _, logits in forward_batches(model, tokens, None, batch_size)])
 
@@ -71,7 +100,7 @@ class EvalResult:
 
 @torch.no_grad()
 def evaluate(
-    model: torch.nn.Module, task: Task, tokens: Tensor, batch_size: int = 8192
+    model: torch.nn.Module, task: Task, tokens: Tensor, batch_size: int | None = None
 ) -> EvalResult:
     """Run ``model`` on ``tokens [N, T]`` in batches and compare with the task's targets."""
     task.validate(tokens)

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from toybook.errors import ToybookError
-from toybook.evaluation import evaluate, evaluate_exhaustively
-from toybook.tasks import Task
+
+if TYPE_CHECKING:  # imported when a measurement runs: the CLI's help needs only the constants
+    import torch
+
+    from toybook.tasks import Task
 
 DEFAULT_SEED = 12345
 DEFAULT_N = 10_000
@@ -99,6 +100,8 @@ def _sampled_kind(task: Task) -> str:
 
 
 def _exhaustive(model, task, sizes, progress):
+    from toybook.evaluation import evaluate_exhaustively
+
     result = evaluate_exhaustively(model, task, progress=progress, **sizes)
     details = [
         f"smallest margin {result.min_margin:.3g} (batches of {result.batch_size:,} on "
@@ -113,6 +116,8 @@ def _exhaustive(model, task, sizes, progress):
 
 
 def _random(model, task, n, seed, sizes, progress):
+    from toybook.evaluation import evaluate
+
     result = evaluate(model, task, task.eval_data(n, seed), **sizes)
     details = [f"accuracy {result.acc:.4%}, loss {result.loss:.3g}"]
     if task.n_answers <= 12:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from toybook.evaluation import forward_batches, fresh_inputs
+from toybook.evaluation import batch_rows, forward_batches, fresh_inputs
 from toybook.tasks import AdditionTask
 
 # digit pairs (x_j, y_j) by what the column does: no carry and not 9, exactly 9, a carry
@@ -107,12 +107,13 @@ class AdditionAccuracy:
 @torch.no_grad()
 def addition_accuracy(
     model: torch.nn.Module, task: AdditionTask, n_random: int = 1_000_000, seed: int = 12345,
-    per_layout: int = 200, batch_size: int = 8192, progress: bool = False,
+    per_layout: int = 200, batch_size: int | None = None, progress: bool = False,
 ) -> AdditionAccuracy:
     """Accuracy on ``n_random`` uniform random questions and on :func:`question_sets`."""
     wrong_rows, wrong_per_digit = 0, torch.zeros(task.n_answers, dtype=torch.long)
     for _, tokens, logits in forward_batches(
-        model, fresh_inputs(task, seed), n_random, batch_size, progress, desc="random questions"
+        model, fresh_inputs(task, seed), n_random, batch_size or batch_rows(task.n_ctx), progress,
+        desc="random questions",
     ):
         wrong = (~task.correct(logits, tokens)).cpu()
         wrong_rows += int(wrong.any(1).sum())

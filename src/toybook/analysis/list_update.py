@@ -49,9 +49,10 @@ def swapped_sources(tokens: Tensor) -> Tensor:
     )
 
 
-def accuracy_by_idx(task: ListUpdateTask, logits: Tensor, tokens: Tensor) -> Tensor:
-    """``[3 idx, 3 answers]`` accuracy of each answer position among inputs with each idx."""
-    correct = task.correct(logits, tokens).double()
+def accuracy_by_idx(correct: Tensor, tokens: Tensor) -> Tensor:
+    """``[3 idx, 3 answers]`` accuracy of each answer position among inputs with each idx,
+    from ``correct [N, 3]`` (``task.correct``) and ``tokens [N, T]``."""
+    correct = correct.double()
     idx = tokens[:, IDX_POS]
     return torch.stack([correct[idx == value].mean(0) for value in range(LIST_LEN)])
 

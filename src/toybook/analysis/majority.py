@@ -13,7 +13,9 @@ import torch
 from torch import Tensor
 
 from toybook.analysis.ablation import overwrite_hook
-from toybook.evaluation import batched_logits, forward_batches, fresh_inputs
+from toybook.evaluation import (
+    batch_rows, batched_cache, batched_logits, forward_batches, fresh_inputs,
+)
 from toybook.tasks import MajorityTask
 
 ATTN_OUT = "blocks.0.hook_attn_out"
@@ -51,11 +53,12 @@ class MajorityAccuracy:
 @torch.no_grad()
 def majority_accuracy(
     model: torch.nn.Module, task: MajorityTask, n: int = 100_000, seed: int = 12345,
-    batch_size: int = 2048, progress: bool = False,
+    batch_size: int | None = None, progress: bool = False,
 ) -> MajorityAccuracy:
     """Accuracy per position and by margin on ``n`` fresh uniform sequences."""
     correct_parts, margin_parts = [], []
-    for _, tokens, logits in forward_batches(model, fresh_inputs(task, seed), n, batch_size, progress):
+    for _, tokens, logits in forward_batches(model, fresh_inputs(task, seed), n,
+                                          batch_size or batch_rows(task.n_ctx), progress):
         correct_parts.append(task.correct(logits, tokens).cpu())
         margin_parts.append(task.margin(tokens).cpu())
     correct, margin = torch.cat(correct_parts), torch.cat(margin_parts)
@@ -166,8 +169,8 @@ def value_neurons(
     groups, divided by its standard deviation overall (a signal-to-noise ratio); no neuron
     is picked by hand.
     """
-    _, cache = model.run_with_cache(tokens, names_filter=NEURONS)
-    activations = cache[NEURONS][:, min_position:].reshape(-1, cache[NEURONS].shape[-1])
+    post = batched_cache(model, tokens, [NEURONS])[NEURONS]
+    activations = post[:, min_position:].reshape(-1, post.shape[-1])
     majority = task.targets(tokens)[:, min_position:].reshape(-1)
     spread = activations.std(0) + 1e-6
     scores = torch.stack([
@@ -184,14 +187,15 @@ def neuron_ablation_table(
 ) -> Tensor:
     """``[V ablated, V majority]``: accuracy at positions ≥ ``min_position`` whose majority
     is the column's value, with the row value's neurons mean-ablated."""
-    _, cache = model.run_with_cache(tokens, names_filter=NEURONS)
-    mean = cache[NEURONS].mean(dim=(0, 1))  # [N]
+    mean = batched_cache(model, tokens, [NEURONS])[NEURONS].mean(dim=(0, 1))  # [N]
     majority = task.targets(tokens)[:, min_position:]
     table = torch.empty(len(neurons), task.d_vocab_out)
     for v, chosen in enumerate(neurons):
         replace = overwrite_hook((..., chosen), mean[chosen])
-        logits = model.run_with_hooks(tokens, fwd_hooks=[(NEURONS, replace)])
-        correct = task.correct(logits, tokens)[:, min_position:]
+        correct = torch.cat([
+            task.correct(logits, batch) for _, batch, logits in forward_batches(
+                model, tokens, run=lambda batch: model.run_with_hooks(batch, fwd_hooks=[(NEURONS, replace)]))
+        ])[:, min_position:]
         for u in range(task.d_vocab_out):
             table[v, u] = correct[majority == u].double().mean()
     return table
