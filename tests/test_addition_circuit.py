@@ -6,13 +6,16 @@ but not for a different mechanism: each "carried by X" claim is a patching agree
 it measures below 1%.
 """
 
+import itertools
+
 import pytest
 import torch
 
 import toybook
 from toybook.analysis.addition import question_sets
 from toybook.analysis.addition_circuit import (
-    Patch, base_add_pairs, carry_pairs, cascade_pairs, donor_agreement, head_ablation_wrong,
+    Patch, base_add_pairs, carry_pairs, cascade_pairs, donor_agreement, donor_agreements,
+    head_ablation_wrong,
     operand_positions, position_ablation_losses, prediction_position,
 )
 
@@ -68,6 +71,38 @@ def test_ablating_a_base_add_head_breaks_its_digit(model):
     a0 = wrong[0, 0, 0, :, -1].float().mean()
     assert a0 > 0.4
     assert wrong[1].float().mean(2).max() < 0.05  # no single layer-1 head matters there
+
+
+def test_last_layer_ablations_away_from_answers_are_skipped_exactly(model):
+    """The shortcuts in head_ablation_wrong (no forward pass for a last-layer head at a
+    position that predicts no answer, or for any head after the last answer) give what
+    running the ablation gives, to the last bit."""
+    from toybook.analysis.ablation import mean_activation, overwrite_hook
+
+    tokens, reference = TASK.generate(300, seed=8), TASK.generate(500, seed=9)
+    positions = [3, 8, 17]  # nothing is predicted there (answers: 11..16)
+    wrong = head_ablation_wrong(model, TASK, tokens, reference, positions=positions)
+    with torch.no_grad():
+        unablated = TASK.answer_logits(model(tokens))
+    for layer, index, head in itertools.product(range(2), range(len(positions)), range(4)):
+        if layer == 0 and positions[index] != 17:
+            continue  # layer 0 reaches later answers from positions 3 and 8
+        name = f"blocks.{layer}.attn.hook_z"
+        mean = mean_activation(model, reference, name)[0]
+        hook = overwrite_hook((slice(None), positions[index], head), mean[positions[index], head])
+        with torch.no_grad():
+            logits = model.run_with_hooks(tokens, fwd_hooks=[(name, hook)])
+        assert torch.equal(TASK.answer_logits(logits), unablated)  # bit for bit
+        assert torch.equal(wrong[layer, head, index], ~TASK.correct(logits, tokens))
+
+
+def test_one_donor_run_serves_every_patch_set(model):
+    pairs = carry_pairs(TASK, 2, n=300, seed=5)
+    sets = {"L0H2": [z_patch(0, [2], 14)], "layer 1": [attn_patch(1, 14)],
+            "both": [z_patch(0, [2], 14), attn_patch(1, 14)]}
+    together = donor_agreements(model, TASK, pairs, sets)
+    assert together == {label: donor_agreement(model, TASK, pairs, patches) for label, patches in sets.items()}
+    assert together["both"] > together["L0H2"]
 
 
 def test_carry_into_a1_is_read_by_l0h2(model):

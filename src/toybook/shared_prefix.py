@@ -88,4 +88,18 @@ def shared_prefix_answer_logits(
     return suf[:, :, : stop - first] @ model.W_U + model.b_U
 
 
-__all__ = ["shared_prefix_answer_logits", "supports_shared_prefix"]
+def answer_logits_by_prefix(
+    model: torch.nn.Module, tokens: Tensor, n_prefix: int, run: int, answer_positions: slice
+) -> Tensor:
+    """``[B, A, V]`` answer logits of ``tokens [B, T]`` whose rows come in runs of ``run``
+    that share their first ``n_prefix`` tokens (as a task's enumeration produces them)."""
+    grouped = tokens.view(-1, run, tokens.shape[1])
+    prefixes = grouped[:, 0, :n_prefix]
+    if not bool((grouped[:, :, :n_prefix] == prefixes[:, None]).all()):
+        raise ToybookError(f"rows do not come in runs of {run} sharing {n_prefix} tokens")
+    logits = shared_prefix_answer_logits(model, prefixes, grouped[:, :, n_prefix:],
+                                         answer_positions)
+    return logits.flatten(0, 1)
+
+
+__all__ = ["answer_logits_by_prefix", "shared_prefix_answer_logits", "supports_shared_prefix"]

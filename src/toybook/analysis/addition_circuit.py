@@ -22,7 +22,7 @@ order (``A_n`` first).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -81,15 +81,26 @@ def head_ablation_wrong(
 ) -> Tensor:
     """``[L, H, P, B, A]`` bool: answer digits that are wrong when one head's output
     (``hook_z``) at one of ``positions`` (default all) is replaced by its mean over
-    ``reference``. Answers already wrong without the ablation count as wrong too."""
+    ``reference``. Answers already wrong without the ablation count as wrong too.
+
+    An ablation at position p reaches only positions ≥ p, and in the last layer only p
+    itself. Where it can reach no position that predicts an answer, it changes nothing:
+    those entries are the unablated model's wrong answers, without a forward pass (52 of
+    the 144 in the 2-layer model)."""
     positions = list(range(tokens.shape[1])) if positions is None else list(positions)
     cfg = model.cfg
     wrong = torch.zeros(cfg.n_layers, cfg.n_heads, len(positions), *task.targets(tokens).shape, dtype=torch.bool)
+    unablated = ~task.correct(model(tokens), tokens)
+    predicting = set(range(task.n_ctx)[task.answer_positions])
     for layer in range(cfg.n_layers):
         name = f"blocks.{layer}.attn.hook_z"
         mean = mean_activation(model, reference, name)[0]  # [T, H, d_head]
         for head in range(cfg.n_heads):
             for index, position in enumerate(positions):
+                last_layer = layer == cfg.n_layers - 1
+                if position > max(predicting) or (last_layer and position not in predicting):
+                    wrong[layer, head, index] = unablated
+                    continue
                 hook = overwrite_hook((slice(None), position, head), mean[position, head])
                 logits = model.run_with_hooks(tokens, fwd_hooks=[(name, hook)])
                 wrong[layer, head, index] = ~task.correct(logits, tokens)
@@ -169,17 +180,30 @@ class Patch:
 
 
 @torch.no_grad()
+def donor_agreements(
+    model: torch.nn.Module, task: AdditionTask, pairs: QuestionPairs,
+    patch_sets: Mapping[str, Sequence[Patch]],
+) -> dict[str, float]:
+    """:func:`donor_agreement` of each named set of patches, from one donor run."""
+    names = {patch.hook for patches in patch_sets.values() for patch in patches}
+    _, cache = model.run_with_cache(pairs.donor, names_filter=lambda name: name in names)
+    index = task.n_digits - pairs.column
+    donor_answer = task.targets(pairs.donor)[:, index]
+    agreements = {}
+    for label, patches in patch_sets.items():
+        hooks = []
+        for patch in patches:
+            positions = torch.tensor(patch.positions)
+            where = ((slice(None), positions) if patch.heads is None
+                     else (slice(None), positions[:, None], torch.tensor(patch.heads)[None, :]))
+            hooks.append((patch.hook, overwrite_hook(where, cache[patch.hook][where])))
+        logits = model.run_with_hooks(pairs.clean, fwd_hooks=hooks)
+        predicted = task.answer_logits(logits)[:, index].argmax(-1)
+        agreements[label] = (predicted == donor_answer).double().mean().item()
+    return agreements
+
+
 def donor_agreement(model: torch.nn.Module, task: AdditionTask, pairs: QuestionPairs, patches: Sequence[Patch]) -> float:
     """Fraction of clean questions whose predicted ``A_column`` becomes the donor's right
     answer when every activation in ``patches`` is copied from the donor run."""
-    names = {patch.hook for patch in patches}
-    _, cache = model.run_with_cache(pairs.donor, names_filter=lambda name: name in names)
-    hooks = []
-    for patch in patches:
-        positions = torch.tensor(patch.positions)
-        index = ((slice(None), positions) if patch.heads is None
-                 else (slice(None), positions[:, None], torch.tensor(patch.heads)[None, :]))
-        hooks.append((patch.hook, overwrite_hook(index, cache[patch.hook][index])))
-    index = task.n_digits - pairs.column
-    predicted = task.answer_logits(model.run_with_hooks(pairs.clean, fwd_hooks=hooks))[:, index].argmax(-1)
-    return (predicted == task.targets(pairs.donor)[:, index]).double().mean().item()
+    return donor_agreements(model, task, pairs, {"": patches})[""]

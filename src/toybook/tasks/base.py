@@ -57,6 +57,9 @@ class Task(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     group_slot: ClassVar[str | None] = None  # exhaustive results are also split by this slot
+    # runs of `prefix_run` consecutive ranks share their first `shared_prefix` tokens
+    shared_prefix: ClassVar[int] = 0
+    prefix_run: ClassVar[int] = 1
 
     # ---- what a subclass defines -------------------------------------------------
     @property
@@ -200,8 +203,7 @@ class Task(ABC):
 
     def token_losses(self, logits: Tensor, tokens: Tensor) -> Tensor:
         """Cross-entropy ``[B, A]`` of each answer, from a float64 log-softmax."""
-        logprobs = self.answer_logits(logits).double().log_softmax(-1)
-        return -logprobs.gather(-1, self.targets(tokens).unsqueeze(-1)).squeeze(-1)
+        return answer_losses(self.answer_logits(logits), self.targets(tokens))
 
     def loss(self, logits: Tensor, tokens: Tensor) -> Tensor:
         """Mean cross-entropy over the batch and the answer positions (float64 scalar)."""
@@ -221,6 +223,13 @@ class Task(ABC):
             "loss_per_pos": losses.mean(0).tolist(),
             "acc_per_pos": correct.double().mean(0).tolist(),
         }
+
+
+def answer_losses(answer_logits: Tensor, targets: Tensor) -> Tensor:
+    """Cross-entropy ``[B, A]`` from answer logits ``[B, A, V]`` and targets ``[B, A]``: the
+    one loss definition (float64 log-softmax) of training, evaluation and analysis."""
+    logprobs = answer_logits.double().log_softmax(-1)
+    return -logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 
 def check_token_tensor(

@@ -29,6 +29,8 @@ class ListUpdateTask(Task):
     name: ClassVar[str] = "list_update"
     description: ClassVar[str] = "a[idx] = elt on a list of 3 values in 0..49"
     group_slot: ClassVar[str] = "idx"
+    shared_prefix: ClassVar[int] = 5  # BOS a0 a1 a2 NL: the same for every (idx, elt)
+    prefix_run: ClassVar[int] = LIST_LEN * N_VALUES
 
     @property
     def slots(self) -> tuple[Slot, ...]:
