@@ -16,7 +16,23 @@ def test_view_is_small_asks_no_network_and_loads_no_cdn(monkeypatch):
     pattern = torch.softmax(torch.randn(2, 5, 5), -1).tril()
     html = attention_heads(pattern, ["a", "b", "c", "d", "e"], ["L0", "L1"])._repr_html_()
     assert CSS_CLASS in html and "window.CircuitsVis.render" in html and "AttentionHeads" in html
-    assert "unpkg" not in html and "import " not in html and len(html) < 5_000
+    assert "import " not in html and len(html) < 5_000
+    # the bundle is fetched only where the page has none (Colab, a downloaded notebook)
+    assert "if (window.CircuitsVis) { render(); return; }" in html
+    assert html.index("if (window.CircuitsVis)") < html.index("unpkg.com/circuitsvis@")
+
+
+def test_plotly_figures_draw_from_the_page_s_plotly_and_fetch_it_only_without():
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    from toybook.plotting import RENDERER, use_book_renderer
+
+    use_book_renderer()
+    html = pio.renderers[RENDERER].to_mimebundle(go.Figure(go.Scatter(y=[1, 2])).to_dict())["text/html"]
+    assert "if (window.Plotly) { draw(); return; }" in html
+    assert html.index("if (window.Plotly)") < html.index("https://cdn.plot.ly/plotly-")
+    assert html.count("<script") == 1 and "Plotly.newPlot" in html and len(html) < 20_000
 
 
 def test_two_views_get_different_elements():

@@ -94,7 +94,7 @@ def test_page_is_offline_complete_and_renders(browser, site, name):
             timeout=20_000,
         )
         texts = page.evaluate("() => [...document.querySelectorAll('.toybook-circuitsvis')].map(v => v.textContent)")
-        assert not any("was not loaded" in text for text in texts)
+        assert not any("could not be loaded" in text for text in texts)
     if page.locator("div.math, span.math").count():
         page.wait_for_selector("mjx-container", timeout=20_000)
 
@@ -144,6 +144,44 @@ def test_live_cells_run_on_a_local_jupyter_server(browser, built_book):
             f"list_update: kernel ready {ready_seconds:.2f} s after Live Code; "
             f"output of a cell run after the setup cell {seconds:.2f} s\n"
         )
+        page.close()
+    assert not outside_requests(requests), outside_requests(requests)
+    assert not errors, errors
+
+
+def test_an_exercise_solution_unfolds_and_its_checker_runs_live(browser, built_book):
+    """The implement-exercise of list update: its solution is folded until clicked, and
+    its cell, run through Live Code on the local server, gets the checker's verdict."""
+    from toybook.live import LiveSite
+
+    with LiveSite(built_book, root_dir=ROOT) as live:
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        requests, errors = [], []
+        page.on("request", lambda request: requests.append(request.url))
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{live.url}/book/list_update.html", wait_until="load")
+        exercises = page.locator("div.exercise.admonition")
+        solutions = page.locator("div.solution.dropdown.admonition")
+        assert exercises.count() >= 3 and solutions.count() == exercises.count()
+        solution = solutions.filter(has_text="check_copy_sources")
+        code = solution.locator(".cell_input")
+        assert not code.is_visible()  # folded
+        solution.locator(".admonition-title").click()
+        code.wait_for(state="visible", timeout=5_000)
+        page.locator(".dropdown-launch-buttons button.dropdown-toggle").first.click()
+        page.locator("button.btn-launch-thebe").first.click()
+        page.wait_for_function("() => window.toybookThebe && window.toybookThebe.ready", timeout=30_000)
+        page.evaluate("() => window.toybookThebe.ready.then(() => true)")
+        cell = solution.locator(".thebe-cell")
+        cell.wait_for(state="attached", timeout=30_000)
+        cell.locator(".thebe-run-button").click()
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('div.solution .thebe-output')]
+                   .some(o => o.textContent.includes('✓ copy sources: all 5 cases pass'))""",
+            timeout=90_000,
+        )
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "exercise_checker_live.png"))
         page.close()
     assert not outside_requests(requests), outside_requests(requests)
     assert not errors, errors

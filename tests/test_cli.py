@@ -147,7 +147,9 @@ def test_help_and_version_load_neither_torch_nor_transformer_lens():
              "toybook.cli.parser().format_help()\n"
              "heavy = sorted(m for m in ('torch', 'transformer_lens') if m in sys.modules)\n"
              "assert not heavy, heavy\n"
-             "assert toybook.load_model is toybook.zoo.load_model and 'torch' in sys.modules")
+             "assert toybook.load_model is toybook.zoo.load_model\n"
+             "toybook.load_model('max_of_2')\n"
+             "assert 'torch' in sys.modules and 'transformer_lens' in sys.modules")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 

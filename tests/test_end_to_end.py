@@ -158,7 +158,9 @@ def test_chapter_pages_have_the_reader_conveniences(built_book):
     source = page.read_text()
     for link in ("../_sources/book/list_update.ipynb", "../_sources/book/list_update.md"):
         assert f'href="{link}"' in source and (page.parent / link).exists()
-    assert "https://mybinder.org/v2/gh/toybook-org/toybook/main" in source  # Binder launch
+    assert "https://mybinder.org/v2/gh/toybook-org/toybook/main?urlpath=tree/book/list_update.ipynb" in source
+    assert ("https://colab.research.google.com/github/toybook-org/toybook/blob/main/"
+            "book/list_update.ipynb") in source  # Colab opens the paired notebook
     assert "btn-launch-thebe" in source and "vendor/toybook-thebe.js" in source  # Live Code
     assert 'const THEBE_JS_URL = "../_static/vendor/thebe/lib/index.js"' in source
     assert source.count("const THEBE_JS_URL") == 1  # declared twice, it throws

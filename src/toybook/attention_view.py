@@ -5,7 +5,8 @@ host with a 1 s timeout) and then either imports its bundle from a CDN or inline
 1.3 MB of it into each view. The views made here do neither: the HTML is a ``div`` plus a
 short script calling ``window.CircuitsVis.render``, and the page provides ``CircuitsVis``
 once (the book's ``offline_assets`` extension adds ``circuitsvis/dist/cdn/iife.js`` to
-every page that shows a view).
+every page that shows a view). Only where the page has no bundle — a chapter opened in
+Colab or in a downloaded notebook — does the view fetch it, from unpkg.
 
 Shapes: H heads, Q query (destination) positions, K key (source) positions.
 """
@@ -17,10 +18,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import circuitsvis
 import torch
 from circuitsvis.utils.convert_props import convert_props
 
 CSS_CLASS = "toybook-circuitsvis"
+BUNDLE_CDN = f"https://unpkg.com/circuitsvis@{circuitsvis.__version__}/dist/cdn/iife.js"
 
 
 @dataclass(frozen=True)
@@ -34,18 +37,22 @@ class CircuitsVisView:
         element = f"circuits-vis-{uuid.uuid4().hex[:12]}"
         props = convert_props(self.props)
         missing = html.escape(
-            "This attention view needs the circuitsvis bundle on the page "
-            "(circuitsvis/dist/cdn/iife.js); it was not loaded."
+            "This attention view needs the circuitsvis bundle (circuitsvis/dist/cdn/iife.js); "
+            "the page has none and it could not be loaded."
         )
         return (
             f'<div id="{element}" class="{CSS_CLASS}" style="margin: 15px 0;"></div>\n'
             "<script>(function () {\n"
             f'  var element = document.getElementById("{element}");\n'
-            "  function draw() {\n"
-            "    if (!window.CircuitsVis) {\n"
-            f'      element.textContent = "{missing}"; return;\n'
-            "    }\n"
+            "  function render() {\n"
             f"    window.CircuitsVis.render(element.id, window.CircuitsVis.{self.component}, {props});\n"
+            "  }\n"
+            "  function draw() {\n"
+            "    if (window.CircuitsVis) { render(); return; }\n"
+            "    var script = document.createElement('script');\n"
+            f"    script.src = '{BUNDLE_CDN}'; script.onload = render;\n"
+            f'    script.onerror = function () {{ element.textContent = "{missing}"; }};\n'
+            "    document.head.appendChild(script);\n"
             "  }\n"
             '  if (document.readyState === "complete") draw(); else window.addEventListener("load", draw);\n'
             "})();</script>"

@@ -204,21 +204,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import torch
-
-    from toybook.checkpoint import load_checkpoint, record_evaluation
-    from toybook.measurement import is_small, measure
     from toybook.zoo import SHIPPED_DIR, shipped_path
 
-    device = check_device(args.device)
-    if args.checkpoint is not None:
-        checkpoint = load_checkpoint(args.checkpoint, device=device)
-        if args.task not in (checkpoint.task.name, checkpoint.name):
-            raise ToybookError(
-                f"checkpoint {args.checkpoint} is a {checkpoint.task.name!r} model, "
-                f"not {args.task!r}"
-            )
-    else:
+    path = args.checkpoint
+    if path is None:  # a shipped model: resolve (and refuse) its name before loading torch
         path = shipped_path(args.task)
         if args.record:  # a named model is the one inside the installed package
             raise ToybookError(
@@ -227,7 +216,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 f"from {SHIPPED_DIR}) into a folder of yours and pass --checkpoint "
                 f"FOLDER/{args.task} --record"
             )
-        checkpoint = load_checkpoint(path, device=device)
+    import torch
+
+    from toybook.checkpoint import load_checkpoint, record_evaluation
+    from toybook.measurement import is_small, measure
+
+    device = check_device(args.device)
+    checkpoint = load_checkpoint(path, device=device)
+    if args.checkpoint is not None and args.task not in (checkpoint.task.name, checkpoint.name):
+        raise ToybookError(
+            f"checkpoint {args.checkpoint} is a {checkpoint.task.name!r} model, not {args.task!r}"
+        )
     task = checkpoint.task
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -3,16 +3,20 @@
 :func:`use_book_renderer` makes figures render as a small HTML snippet that calls the
 page's one shared copy of plotly.js (served by the book's ``offline_assets`` extension),
 instead of plotly's defaults: a JSON mime type that myst-nb drops, a 4.8 MB inline copy
-of plotly.js per figure, or a CDN.
+of plotly.js per figure, or a CDN. Only where the page has no plotly.js — a chapter opened
+in Colab or in a downloaded notebook — does the snippet fetch it from plotly's CDN; the
+book's pages always have it, so they never load anything from outside.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.io._base_renderers import MimetypeRenderer
+from plotly.io._utils import plotly_cdn_url
 
 RENDERER = "toybook"
 
@@ -25,7 +29,22 @@ class SharedPlotlyJsRenderer(MimetypeRenderer):
             fig_dict, include_plotlyjs=False, include_mathjax=False, full_html=False,
             validate=False, auto_play=False,
         )
-        return {"text/html": html}
+        return {"text/html": with_plotly_fallback(html)}
+
+
+def with_plotly_fallback(html: str) -> str:
+    """Wrap the figure's script so that it draws at once where ``window.Plotly`` exists
+    and otherwise first loads plotly.js from the CDN (Colab, a downloaded notebook)."""
+    def wrap(match: re.Match[str]) -> str:
+        return (
+            f"{match.group(1)}(function () {{\n  function draw() {{ {match.group(2)} }}\n"
+            "  if (window.Plotly) { draw(); return; }\n"
+            "  var script = document.createElement('script');\n"
+            f"  script.src = '{plotly_cdn_url()}'; script.onload = draw;\n"
+            "  document.head.appendChild(script);\n})();</script>"
+        )
+
+    return re.sub(r"(<script[^>]*>)(.*?)</script>", wrap, html, count=1, flags=re.S)
 
 
 def use_book_renderer() -> None:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from transformer_lens.model_bridge import TransformerBridge
-
-from toybook.checkpoint import Checkpoint, load_checkpoint, read_sidecar
 from toybook.errors import UnknownModelError
-from toybook.tasks import TASKS
+
+if TYPE_CHECKING:  # imported when a model loads: name checks answer without torch
+    import torch
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from toybook.checkpoint import Checkpoint
 
 SHIPPED_DIR = Path(__file__).parent / "checkpoints"
 
@@ -40,6 +41,8 @@ def shipped_names() -> list[str]:
 
 def list_models() -> list[ModelInfo]:
     """Every shipped model, with the metrics recorded in its sidecar."""
+    from toybook.checkpoint import read_sidecar
+
     infos = []
     for name in shipped_names():
         meta = read_sidecar(SHIPPED_DIR / name)
@@ -62,6 +65,8 @@ def shipped_path(name: str) -> Path:
     names = shipped_names()
     if name in names:
         return SHIPPED_DIR / f"{name}.json"
+    from toybook.tasks import TASKS
+
     available = ", ".join(names) or "none"
     if name in TASKS:
         raise UnknownModelError(
@@ -75,6 +80,8 @@ def shipped_path(name: str) -> Path:
 
 def load_shipped(name: str, device: str | torch.device = "cpu") -> Checkpoint:
     """A shipped model with its task and metadata (checksum verified)."""
+    from toybook.checkpoint import load_checkpoint
+
     return load_checkpoint(shipped_path(name), device=device)
 
 

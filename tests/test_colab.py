@@ -1,0 +1,43 @@
+"""Colab beside Binder: every page with code has a paired notebook in sync with its MyST
+source, and a first (hidden) cell that installs toybook where it is missing."""
+
+import subprocess
+import sys
+
+import yaml
+from myst_nb.core.read import read_myst_markdown_notebook
+
+from conftest import ROOT
+
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+PAGES = [page for page in sorted((ROOT / "book").glob("*.md")) if "```{code-cell}" in page.read_text()]
+
+
+def test_the_colab_notebooks_are_in_sync_with_the_pages():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "colab_notebooks.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert "book/*.ipynb" in CONFIG["exclude_patterns"]
+
+
+def test_every_page_installs_toybook_first_where_it_is_missing():
+    url = CONFIG["repository"]["url"]
+    assert len(PAGES) >= 5
+    for page in PAGES:
+        first = next(cell for cell in read_myst_markdown_notebook(page.read_text()).cells
+                     if cell.cell_type == "code")
+        assert first.metadata.get("tags") == ["remove-cell"], page.name
+        assert 'find_spec("toybook") is None' in first.source
+        assert f"toybook @ git+{url}" in first.source, f"{page.name}: not the repository of _config.yml"
+
+
+def test_the_install_cell_does_nothing_where_toybook_is_installed(tmp_path):
+    first = next(cell for cell in read_myst_markdown_notebook(PAGES[0].read_text()).cells
+                 if cell.cell_type == "code")
+    pip = tmp_path / "pip-was-called"
+    probe = ("import subprocess\n"
+             f"subprocess.check_call = lambda *a, **k: open({str(pip)!r}, 'w').close()\n"
+             + first.source)
+    subprocess.run([sys.executable, "-c", probe], check=True)
+    assert not pip.exists()
