@@ -79,7 +79,8 @@ def parser() -> argparse.ArgumentParser:
     )
     evaluating.add_argument(
         "--batch-size", type=positive_int,
-        help="inputs per forward pass (default: 65,536 for --all, 8,192 or 2,048 otherwise)",
+        help="inputs per forward pass (default: from the sequence length, at most 32,768 "
+             "tokens; list_update --all: 3,000)",
     )
     evaluating.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluating.add_argument("--threads", type=positive_int, help="torch CPU threads")

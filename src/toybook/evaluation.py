@@ -45,7 +45,7 @@ def forward_batches(
     """
     if callable(inputs):
         if n is None or batch_size is None:
-            raise TypeError("forward_batches: give n and batch_size when inputs is a function")
+            raise ToybookError("forward_batches: give n and batch_size when inputs is a function")
     else:
         n = len(inputs) if n is None else n
         batch_size = batch_size or batch_rows(inputs.shape[-1])

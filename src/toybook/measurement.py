@@ -61,12 +61,11 @@ def measure(
         raise ToybookError(f"a measurement needs at least one input, got n={n}")
     if exhaustive and task.n_inputs is None:
         raise ToybookError(f"task {task.name!r} has no finite input space; use --n instead of --all")
-    sizes = {} if batch_size is None else {"batch_size": batch_size}
     started = time.perf_counter()
     if exhaustive or is_small(task):
-        kind, args = "exhaustive", (model, task, sizes, progress)
+        kind, args = "exhaustive", (model, task, batch_size, progress)
     else:
-        kind, args = _sampled_kind(task), (model, task, n or DEFAULT_N, seed, sizes, progress)
+        kind, args = _sampled_kind(task), (model, task, n or DEFAULT_N, seed, batch_size, progress)
     label, what, count, wrong, details, result = _KINDS[kind](*args)
     return Measurement(label, what, count, wrong, tuple(details), result,
                        time.perf_counter() - started)
@@ -99,10 +98,10 @@ def _sampled_kind(task: Task) -> str:
     return task.name if task.name in ("addition", "majority") else "random"
 
 
-def _exhaustive(model, task, sizes, progress):
+def _exhaustive(model, task, batch_size, progress):
     from toybook.evaluation import evaluate_exhaustively
 
-    result = evaluate_exhaustively(model, task, progress=progress, **sizes)
+    result = evaluate_exhaustively(model, task, batch_size=batch_size, progress=progress)
     details = [
         f"smallest margin {result.min_margin:.3g} (batches of {result.batch_size:,} on "
         f"{result.device})",
@@ -115,10 +114,10 @@ def _exhaustive(model, task, sizes, progress):
             result.to_dict())
 
 
-def _random(model, task, n, seed, sizes, progress):
+def _random(model, task, n, seed, batch_size, progress):
     from toybook.evaluation import evaluate
 
-    result = evaluate(model, task, task.eval_data(n, seed), **sizes)
+    result = evaluate(model, task, task.eval_data(n, seed), batch_size=batch_size)
     details = [f"accuracy {result.acc:.4%}, loss {result.loss:.3g}"]
     if task.n_answers <= 12:
         details.append("per answer position: " + "  ".join(
@@ -127,10 +126,10 @@ def _random(model, task, n, seed, sizes, progress):
             result.n_wrong, details, {**result.to_dict(), "seed": seed})
 
 
-def _addition(model, task, n, seed, sizes, progress):
+def _addition(model, task, n, seed, batch_size, progress):
     from toybook.analysis.addition import addition_accuracy
 
-    result = addition_accuracy(model, task, n, seed, progress=progress, **sizes)
+    result = addition_accuracy(model, task, n, seed, batch_size=batch_size, progress=progress)
     n_sets = sum(count for count, _ in result.sets.values())
     wrong = result.random_wrong + sum(wrong for _, wrong in result.sets.values())
     details = [f"{n:,} random questions: {result.random_wrong:,} wrong; per answer digit "
@@ -141,10 +140,10 @@ def _addition(model, task, n, seed, sizes, progress):
             f"{n_sets:,} hand-built", n + n_sets, wrong, details, result.to_dict())
 
 
-def _majority(model, task, n, seed, sizes, progress):
+def _majority(model, task, n, seed, batch_size, progress):
     from toybook.analysis.majority import majority_accuracy
 
-    result = majority_accuracy(model, task, n, seed, progress=progress, **sizes)
+    result = majority_accuracy(model, task, n, seed, batch_size=batch_size, progress=progress)
     details = [f"last-position ties: {result.tie_acc:.4%} of {result.tie_n:,}",
                f"all positions: {result.all_acc:.5%}",
                *(f"margin {margin} at the last position: {right:,}/{count:,} = "

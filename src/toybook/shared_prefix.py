@@ -26,9 +26,11 @@ from toybook.errors import ToybookError
 
 
 def supports_shared_prefix(model: torch.nn.Module) -> bool:
-    cfg = model.cfg
+    """Whether :func:`shared_prefix_answer_logits` can compute ``model`` (a TransformerLens
+    model that is attention-only, without normalization, with standard positions)."""
+    cfg = getattr(model, "cfg", None)
     return (
-        bool(cfg.attn_only) and cfg.normalization_type is None
+        cfg is not None and bool(cfg.attn_only) and cfg.normalization_type is None
         and cfg.positional_embedding_type == "standard"
         and not getattr(cfg, "scale_attn_by_inverse_layer_idx", False)
     )
