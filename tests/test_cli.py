@@ -83,6 +83,8 @@ def test_record_into_the_shipped_package_is_refused(capsys):
         (["eval", "max_of_2", "--checkpoint", "/nonexistent/x"], "does not exist"),
         (["train", "max_of_2", "--device", "cuda"], "CUDA is not available"),
         (["train", "max_of_2", "--device", "tpu"], "unknown device 'tpu'"),
+        (["sweep", "max_of_3", "--seeds", "1"], "no training preset 'max_of_3'"),
+        (["sweep", "max_of_2", "--seeds", "one"], "seeds must look like 1-10, 3 or 1,4,7"),
     ],
 )
 def test_errors_are_one_line(capsys, args, message):

@@ -176,3 +176,16 @@ def test_chapter_pages_have_the_reader_conveniences(built_book):
     references = page_text(built_book / "book" / "references.html")
     for author in ("Quirke", "Gross", "Nanda", "Elhage", "TransformerLens"):
         assert author in references
+
+
+@pytest.mark.slow
+def test_max_of_2_chapter_shows_every_seed(built_book):
+    from toybook.sweep import read_sweep
+    from toybook.zoo import SHIPPED_DIR
+
+    sweep = read_sweep(SHIPPED_DIR, "max_of_2")
+    n, grokked = len(sweep), sum(r.generalised_step is not None for r in sweep)
+    text = squashed(page_text(built_book / "book" / "max_of_2.html"))
+    assert squashed("Does it hold for other seeds?") in text
+    assert squashed(f"{grokked} of the {n} seeds reached 99% test accuracy") in text
+    assert squashed(f"holds for {sum(r.all_claims_hold for r in sweep)} of the {n} seeds") in text

@@ -16,6 +16,7 @@ fail a model that works differently. Each claim takes seconds on a CPU.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Callable
@@ -267,7 +268,9 @@ CLAIMS: MappingProxyType[str, Callable[[], tuple[Claim, ...]]] = MappingProxyTyp
 
 
 def claims_for(name: str) -> tuple[Claim, ...]:
-    """The claims a model of shipped name ``name`` is held to."""
+    """The claims a model of shipped name ``name`` is held to; a seed model (``NAME_s3``,
+    see :mod:`toybook.sweep`) is held to its preset's."""
+    name = re.sub(r"_s\d+$", "", name)
     if name not in CLAIMS:
         raise UnknownModelError(
             f"no circuit claims for {name!r}; claims exist for: {', '.join(CLAIMS)}"

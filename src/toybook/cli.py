@@ -1,4 +1,4 @@
-"""The ``toybook`` command: ``list``, ``train``, ``eval``, ``reproduce`` and ``live``.
+"""The ``toybook`` command: ``list``, ``train``, ``eval``, ``reproduce``, ``sweep`` and ``live``.
 
 Errors in arguments or inputs print one line and exit with status 2; no tracebacks.
 Each command imports what it needs when it runs, so ``--help``, ``--version`` and argument
@@ -106,6 +106,21 @@ def parser() -> argparse.ArgumentParser:
     again.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     again.add_argument("--quiet", action="store_true", help="no progress bars")
     again.set_defaults(command=cmd_reproduce)
+
+    seeds = commands.add_parser(
+        "sweep", help="train a preset with other seeds and check each like the shipped model",
+        description="Train preset NAME once per seed (skipping seeds already trained), "
+        "measure each model as its chapter measures the shipped one, check every circuit "
+        "claim, and record the results in OUT/sweeps/NAME.json. "
+        "Example: toybook sweep max_of_2 --seeds 1-10 --out checkpoints/seeds",
+    )
+    seeds.add_argument("name", metavar="NAME", help="a preset (toybook list shows them)")
+    seeds.add_argument("--seeds", required=True, help="seeds: 1-10, 3 or 1,4,7")
+    seeds.add_argument("--out", type=Path, default=Path("checkpoints/seeds"),
+                       help="folder for the seed checkpoints (default: checkpoints/seeds)")
+    seeds.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    seeds.add_argument("--quiet", action="store_true", help="no progress bars")
+    seeds.set_defaults(command=cmd_sweep)
 
     live = commands.add_parser(
         "live", help="serve the built book with live cells on a local Jupyter server"
@@ -264,6 +279,28 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     print(f"{len(reports) - len(failed)} of {len(reports)} reproduced "
           f"in {time.perf_counter() - started:.0f} s" + (f"; not: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from toybook.presets import get_preset
+    from toybook.sweep import parse_seeds, sweep
+
+    get_preset(args.name)  # unknown names fail before anything else
+    seeds = parse_seeds(args.seeds)
+    device = check_device(args.device)
+    results = sweep(args.name, seeds, args.out, device=device, progress=not args.quiet,
+                    log=lambda line: print(line, flush=True))
+    names = list(results[0].claims)
+    print(f"\n{'seed':>5} {'wrong':>9} {'generalised':>11}  " + "  ".join(names))
+    for result in results:
+        print(f"{result.seed:>5} {result.measurement['n_wrong']:>9,} "
+              f"{str(result.generalised_step or 'never'):>11}  " + "  ".join(
+                  f"{result.claims[name]['value']:.3g}{'' if result.claims[name]['holds'] else '!'}"
+                  .rjust(len(name)) for name in names))
+    held = sum(result.all_claims_hold for result in results)
+    print(f"every claim holds for {held} of {len(results)} seeds ('!' marks a claim that "
+          f"fails); recorded in {args.out / 'sweeps' / (args.name + '.json')}")
+    return 0
 
 
 def cmd_live(args: argparse.Namespace) -> int:

@@ -90,6 +90,25 @@ def remeasure(
     return measure(model, task, 100_000, DEFAULT_SEED, progress=progress), None
 
 
+def describe_record(label: str, record: dict[str, Any]) -> tuple[str, str, int, int]:
+    """``(label, what, n, n_wrong)`` of a recorded measurement, counted as :func:`measure`
+    counts it."""
+    if label == "exhaustive":
+        return label, f"all {record['n']:,} inputs", int(record["n"]), int(record["n_wrong"])
+    kind = next((kind for kind, prefix in _PREFIX.items() if label.startswith(prefix)), None)
+    if kind is None:
+        raise ToybookError(f"no measurement is recorded as {label!r}")
+    if kind == "addition":
+        n_sets = sum(count for count, _ in record["sets"].values())
+        n, what = record["n_random"] + n_sets, (f"{record['n_random']:,} random questions "
+                                                f"(seed {record['seed']}) and {n_sets:,} hand-built")
+    elif kind == "majority":
+        n, what = record["n"], f"the last position of {record['n']:,} sequences (seed {record['seed']})"
+    else:
+        n, what = record["n"], f"{record['n']:,} random sequences (seed {record['seed']})"
+    return label, what, int(n), _RECORDED_WRONG[kind](record)
+
+
 def is_small(task: Task) -> bool:
     return task.n_inputs is not None and task.n_inputs <= SMALL_INPUT_SPACE
 
@@ -165,4 +184,4 @@ _RECORDED_WRONG = {
     "majority": lambda record: int(record["last_wrong"]),
 }
 
-__all__ = ["DEFAULT_N", "DEFAULT_SEED", "Measurement", "measure", "remeasure"]
+__all__ = ["DEFAULT_N", "DEFAULT_SEED", "Measurement", "describe_record", "measure", "remeasure"]

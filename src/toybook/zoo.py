@@ -7,6 +7,7 @@ name (e.g. ``addition_1l``). Checkpoints live in ``toybook/checkpoints/`` as
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,12 @@ class ModelInfo:
 
 
 def shipped_names() -> list[str]:
-    return sorted(path.stem for path in SHIPPED_DIR.glob("*.json"))
+    """The shipped models' names, seed models in numeric order (``max_of_2_s2`` before
+    ``max_of_2_s10``)."""
+    def natural(name: str) -> list[Any]:
+        return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name)]
+
+    return sorted((path.stem for path in SHIPPED_DIR.glob("*.json")), key=natural)
 
 
 def list_models() -> list[ModelInfo]:

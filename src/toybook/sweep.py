@@ -1,0 +1,160 @@
+"""Seed sweeps: train a preset with other seeds and put every seed model through the checks
+its chapter puts the shipped model through — the chapter's accuracy measurement, every
+circuit claim of :mod:`toybook.claims`, and when it generalised.
+
+    toybook sweep max_of_2 --seeds 1-10 --out checkpoints/seeds
+
+Seed ``s`` of preset ``P`` is the checkpoint ``OUT/P_s<s>`` (``toybook train P --seed s``
+reproduces it on the same kind of machine). Its accuracy is recorded in its own sidecar;
+the claims and the generalisation step of all seeds go to ``OUT/sweeps/P.json``. A sweep
+is resumable: a seed whose checkpoint exists is not trained again, and one whose sidecar
+already holds its measurement is not measured again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from toybook.errors import ToybookError
+
+GENERALISED = 0.99  # eval accuracy that counts as "generalised" (grokked, for max_of_2)
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """What one seed model did: its accuracy, each claim's value, when it generalised."""
+
+    seed: int
+    name: str
+    measurement: dict[str, Any]  # label, what, n, n_wrong
+    claims: dict[str, dict[str, Any]]  # claim name → value, holds, low, high
+    generalised_step: int | None  # first logged step with eval accuracy ≥ GENERALISED
+    steps: int
+    train_seconds: float
+
+    @property
+    def all_claims_hold(self) -> bool:
+        return all(claim["holds"] for claim in self.claims.values())
+
+
+def seed_name(preset: str, seed: int) -> str:
+    return f"{preset}_s{seed}"
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"1-10"``, ``"3"`` or ``"1,4,7"`` → seeds; named errors otherwise."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if match is None:
+            raise ToybookError(f"seeds must look like 1-10, 3 or 1,4,7; got {text!r}")
+        first, last = int(match[1]), int(match[2] or match[1])
+        seeds += range(first, last + 1)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ToybookError(f"seeds must be distinct non-negative integers; got {text!r}")
+    return seeds
+
+
+def summary_path(out_dir: Path, preset: str) -> Path:
+    return out_dir / "sweeps" / f"{preset}.json"
+
+
+def read_sweep(out_dir: str | Path, preset: str) -> list[SeedResult]:
+    """The recorded results of a sweep, seed by seed."""
+    path = summary_path(Path(out_dir), preset)
+    if not path.exists():
+        raise ToybookError(f"no sweep of {preset!r} recorded in {out_dir} (no {path})")
+    return [SeedResult(**row) for row in json.loads(path.read_text())["seeds"]]
+
+
+def sweep(
+    preset_name: str, seeds: Sequence[int], out_dir: str | Path, device: str = "cpu",
+    progress: bool = True, log: Callable[[str], None] = print,
+) -> list[SeedResult]:
+    """Train (where needed) and check every seed of ``preset_name``; record and return."""
+    from toybook.checkpoint import check_writable, load_checkpoint, record_evaluation, save_checkpoint
+    from toybook.claims import check_claims
+    from toybook.measurement import remeasure
+    from toybook.presets import get_preset
+    from toybook.training import train
+    from toybook.zoo import shipped_path
+
+    preset = get_preset(preset_name)
+    out_dir = Path(out_dir)
+    recorded = json.loads(shipped_path(preset_name).read_text()).get("evaluations", {})
+    for seed in seeds:  # every output checked before any training
+        path = out_dir / seed_name(preset_name, seed)
+        if not path.with_suffix(".json").exists():
+            check_writable(path)
+    previous = {r.seed: r for r in read_sweep(out_dir, preset_name)} \
+        if summary_path(out_dir, preset_name).exists() else {}
+    results = []
+    for seed in seeds:
+        name, path = seed_name(preset_name, seed), out_dir / seed_name(preset_name, seed)
+        if path.with_suffix(".json").exists():
+            log(f"{name}: checkpoint exists, not retrained")
+            train_seconds = previous[seed].train_seconds if seed in previous else float("nan")
+        else:
+            config = dataclasses.replace(preset.train, seed=seed, snapshot_every=None)
+            started = time.perf_counter()
+            save_checkpoint(train(preset.task, preset.model, config, device=device,
+                                  progress=progress), path)
+            train_seconds = time.perf_counter() - started
+            log(f"{name}: trained in {train_seconds:.0f} s")
+        checkpoint = load_checkpoint(path, device=device)
+        evaluations = checkpoint.metadata.get("evaluations", {})
+        mine = _same_measurement(evaluations, recorded)
+        if mine is None:
+            measurement, _ = remeasure(checkpoint.model, checkpoint.task, recorded, progress)
+            record_evaluation(path, measurement.label, measurement.result)
+            mine = (measurement.label, measurement.what, measurement.n, measurement.n_wrong)
+            log(f"{name}: {measurement.n_wrong:,} wrong of {measurement.n:,} ({measurement.what})")
+        claims = {
+            result.claim.name: {"value": result.value, "holds": result.holds,
+                                "low": result.claim.low, "high": result.claim.high}
+            for result in check_claims(preset_name, checkpoint.model)
+        }
+        history = checkpoint.metadata["history"]
+        result = SeedResult(
+            seed=seed, name=name,
+            measurement=dict(zip(("label", "what", "n", "n_wrong"), mine)),
+            claims=claims,
+            generalised_step=next((row["step"] for row in history
+                                   if row.get("eval_acc", 0) >= GENERALISED), None),
+            steps=checkpoint.metadata["training"]["steps"], train_seconds=train_seconds,
+        )
+        log(f"{name}: {sum(c['holds'] for c in claims.values())} of {len(claims)} claims hold; "
+            f"generalised at step {result.generalised_step}")
+        results.append(result)
+        _write_summary(out_dir, preset_name, {**previous, **{r.seed: r for r in results}})
+    return results
+
+
+def _same_measurement(evaluations: dict[str, Any], recorded: dict[str, Any]):
+    """``(label, what, n, n_wrong)`` where a seed's sidecar already holds the measurement
+    the shipped model recorded, else ``None``."""
+    from toybook.measurement import describe_record
+
+    for label in recorded:
+        if label in evaluations:
+            return describe_record(label, evaluations[label])
+    return None
+
+
+def _write_summary(out_dir: Path, preset: str, results: dict[int, SeedResult]) -> None:
+    path = summary_path(out_dir, preset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [asdict(results[seed]) for seed in sorted(results)]
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps({"preset": preset, "seeds": rows}, indent=1) + "\n")
+    temporary.replace(path)
+
+
+__all__ = ["SeedResult", "parse_seeds", "read_sweep", "seed_name", "sweep"]

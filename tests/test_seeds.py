@@ -1,0 +1,83 @@
+"""Seed models: every shipped seed model loads through the public API, holds the claims its
+chapter says hold for all seeds, and matches what its sweep recorded; the sweep command
+resumes instead of retraining."""
+
+import re
+import shutil
+
+import pytest
+
+import toybook
+from toybook.claims import check_claims, claims_for
+from toybook.errors import ToybookError
+from toybook.sweep import parse_seeds, read_sweep, sweep
+from toybook.zoo import SHIPPED_DIR, list_models, shipped_names
+
+SEED_MODELS = [name for name in shipped_names() if re.search(r"_s\d+$", name)]
+# claims each chapter's seed section says hold for every seed
+HOLD_FOR_ALL = {"max_of_2": ["qk_monotone", "ov_copies", "attend_to_max", "no_ov_path", "bound"]}
+
+
+def preset_of(name):
+    return re.sub(r"_s\d+$", "", name)
+
+
+def test_seed_models_ship_and_are_listed():
+    assert len([n for n in SEED_MODELS if preset_of(n) == "max_of_2"]) >= 10
+    listed = {info.name for info in list_models()}
+    assert set(SEED_MODELS) <= listed
+    assert sum(f.stat().st_size for f in SHIPPED_DIR.rglob("*") if f.is_file()) <= 30 * 2**20
+
+
+@pytest.mark.parametrize("name", SEED_MODELS)
+def test_every_seed_model_holds_the_claims_its_chapter_says_hold_for_all_seeds(name):
+    model = toybook.load_model(name)
+    results = {r.claim.name: r for r in check_claims(name, model)}
+    for claim in HOLD_FOR_ALL[preset_of(name)]:
+        assert results[claim].holds, str(results[claim])
+
+
+@pytest.mark.parametrize("preset", sorted({preset_of(n) for n in SEED_MODELS}))
+def test_the_recorded_sweep_matches_the_shipped_seed_models(preset):
+    recorded = read_sweep(SHIPPED_DIR, preset)
+    assert {r.name for r in recorded} == {n for n in SEED_MODELS if preset_of(n) == preset}
+    for result in recorded:
+        checkpoint = toybook.load_shipped(result.name)
+        assert checkpoint.metadata["train_config"]["seed"] == result.seed
+        own = checkpoint.metadata["evaluations"][result.measurement["label"]]
+        assert own["n_wrong"] == result.measurement["n_wrong"]
+        task = checkpoint.task
+        if task.n_inputs is not None and task.n_inputs <= 4096:
+            assert toybook.evaluate(checkpoint.model, task, task.inputs()).n_wrong == own["n_wrong"]
+    first = recorded[0]
+    fresh = {r.claim.name: r.value for r in check_claims(first.name, toybook.load_model(first.name))}
+    assert fresh == pytest.approx({name: c["value"] for name, c in first.claims.items()}, abs=1e-6)
+
+
+def test_a_sweep_resumes_from_existing_checkpoints(tmp_path, capsys):
+    name = next(n for n in SEED_MODELS if n.startswith("max_of_2_"))
+    seed = int(name.rsplit("_s", 1)[1])
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(SHIPPED_DIR / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    lines = []
+    [result] = sweep("max_of_2", [seed], tmp_path, progress=False, log=lines.append)
+    assert lines[0] == f"{name}: checkpoint exists, not retrained"
+    assert not any("wrong of" in line for line in lines)  # the recorded measurement is reused
+    assert result.all_claims_hold and read_sweep(tmp_path, "max_of_2")[0].seed == seed
+
+
+def test_claims_of_a_seed_model_are_its_preset_s():
+    assert [c.name for c in claims_for("max_of_2_s7")] == [c.name for c in claims_for("max_of_2")]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("1-", "seeds must look like"), ("a", "seeds must look like"), ("3,3", "distinct"),
+    ("-2", "seeds must look like"), ("5-3", "distinct non-negative"),
+])
+def test_bad_seed_lists_are_refused(text, words):
+    with pytest.raises(ToybookError, match=words):
+        parse_seeds(text)
+
+
+def test_parse_seeds():
+    assert parse_seeds("1-3,7") == [1, 2, 3, 7] and parse_seeds("0") == [0]
