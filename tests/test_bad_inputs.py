@@ -116,7 +116,7 @@ CASES = [
     Case("d_mlp 0", config(d_mlp=0), ConfigError, "ModelConfig.d_mlp must be an integer ≥ 1 or None, got 0"),
     Case("d_mlp -32", config(d_mlp=-32), ConfigError, "ModelConfig.d_mlp must be an integer ≥ 1 or None, got -32"),
     Case("act_fn tanh", config(d_mlp=32, act_fn="tanh"), ConfigError, "ModelConfig.act_fn must be one of ('relu', 'gelu', 'gelu_new', 'silu', 'solu_ln'), got 'tanh'"),
-    Case("positions alibi", config(positional_embedding_type="alibi"), ConfigError, "ModelConfig.positional_embedding_type must be one of ('standard', 'rotary'), got 'alibi'"),
+    Case("positions alibi", config(positional_embedding_type="alibi"), ConfigError, "ModelConfig.positional_embedding_type must be one of ('standard', 'rotary', 'shortformer'), got 'alibi'"),
     Case("use_biases 'no'", config(use_biases="no"), ConfigError, "ModelConfig.use_biases must be one of (True, False), got 'no'"),
     Case("ModelConfig.from_dict, missing fields", lambda w: toybook.ModelConfig.from_dict({"n_layers": 1}), ConfigError, "ModelConfig is missing required fields: ['d_head', 'd_model',"),
     Case("ModelConfig.from_dict, unknown field", lambda w: toybook.ModelConfig.from_dict({**ARCH, "d_vocab": 5, "d_vocab_out": 5, "n_ctx": 3, "width": 3}), ConfigError, "unknown ModelConfig fields: ['width']"),

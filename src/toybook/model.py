@@ -6,6 +6,11 @@
 as in TransformerLens. Two additions of ours:
 
 - ``use_biases=False`` zeroes every bias and freezes it (several seed models have none);
+- ``positional_embedding_type="shortformer"``: the learned positions are added to the
+  input of every attention layer's queries and keys, never to the residual stream (so
+  never to the values), as in the list-update reference model. TransformerLens 4 has no
+  such mode; three permanent hooks per layer build it (see :func:`add_shortformer_hooks`),
+  so ``run_with_cache``, ``run_with_hooks`` and the weight views work unchanged;
 - every forward call checks its input first, so an out-of-range token or an over-long
   sequence raises :class:`~toybook.errors.InvalidTokensError` instead of an
   ``IndexError`` from inside an embedding.
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
+from torch import Tensor
 from transformer_lens.config import TransformerBridgeConfig
 from transformer_lens.model_bridge import TransformerBridge
 
@@ -32,7 +38,7 @@ if TYPE_CHECKING:
     from toybook.tasks import Task
 
 NORMALIZATIONS = ("LN", "LNPre", "RMS", "RMSPre", None)
-POSITIONAL_EMBEDDINGS = ("standard", "rotary")
+POSITIONAL_EMBEDDINGS = ("standard", "rotary", "shortformer")
 ACTIVATIONS = ("relu", "gelu", "gelu_new", "silu", "solu_ln")  # TransformerLens' native MLP
 
 
@@ -50,7 +56,7 @@ class ModelConfig:
     d_mlp: int | None = None  # None: attention-only
     act_fn: str = "relu"  # MLP activation: relu, gelu, solu_ln, ...
     normalization_type: str | None = "LN"  # LN, LNPre, RMS, RMSPre or None
-    positional_embedding_type: str = "standard"  # standard or rotary
+    positional_embedding_type: str = "standard"  # standard, rotary or shortformer
     use_biases: bool = True  # False: every bias is zero and frozen
 
     def __post_init__(self) -> None:
@@ -68,6 +74,10 @@ class ModelConfig:
     @property
     def attn_only(self) -> bool:
         return self.d_mlp is None
+
+    @property
+    def shortformer(self) -> bool:
+        return self.positional_embedding_type == "shortformer"
 
     @classmethod
     def for_task(cls, task: "Task", **architecture: Any) -> "ModelConfig":
@@ -96,7 +106,8 @@ class ModelConfig:
             act_fn=self.act_fn,
             attn_only=self.attn_only,
             normalization_type=self.normalization_type,
-            positional_embedding_type=self.positional_embedding_type,
+            positional_embedding_type=("standard" if self.shortformer
+                                       else self.positional_embedding_type),
             seed=seed,
         )
 
@@ -112,6 +123,8 @@ def build_model(
                 if name.endswith("bias"):
                     param.zero_()
                     param.requires_grad_(False)
+    if config.shortformer:
+        add_shortformer_hooks(model, config.n_layers)
     check = _input_check(model, config)
     model.register_forward_pre_hook(check, with_kwargs=True)
     model.embed.register_forward_pre_hook(check, with_kwargs=True)  # run_with_cache/hooks
@@ -119,6 +132,23 @@ def build_model(
     model.toybook_task = None  # set by attach_task: then every token is checked in its slot
     model.toybook_check_format = True
     return model
+
+
+def add_shortformer_hooks(model: TransformerBridge, n_layers: int) -> None:
+    """Make ``model``'s positions shortformer positions, with permanent hooks (they survive
+    ``reset_hooks``): ``hook_pos_embed`` contributes zero to the residual stream, and
+    ``W_pos[:T]`` is added to the input of each layer's query and key projections (not to
+    the value projection's). Gradients reach ``W_pos`` through the queries and keys."""
+    def nothing(positions: Tensor, hook: Any = None) -> Tensor:
+        return torch.zeros_like(positions)
+
+    def with_positions(x: Tensor, hook: Any = None) -> Tensor:
+        return x + model.W_pos[: x.shape[-2]]
+
+    model.add_hook("hook_pos_embed", nothing, is_permanent=True)
+    for layer in range(n_layers):
+        for side in ("q", "k"):
+            model.add_hook(f"blocks.{layer}.attn.{side}.hook_in", with_positions, is_permanent=True)
 
 
 def attach_task(model: TransformerBridge, task: "Task") -> TransformerBridge:

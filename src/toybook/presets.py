@@ -59,6 +59,14 @@ LIST_UPDATE = Preset(
     summary="2L 1H attention-only, d_model 128, no norm, no biases",
 )
 
+# the reference model's architecture: the same, with shortformer positions (on the query
+# and key inputs of each layer, never in the residual stream)
+LIST_UPDATE_SHORTFORMER = dataclasses.replace(
+    LIST_UPDATE, name="list_update_shortformer",
+    model=dataclasses.replace(LIST_UPDATE.model, positional_embedding_type="shortformer"),
+    summary="as list_update, with shortformer positions (the reference architecture)",
+)
+
 _addition = AdditionTask(n_digits=5, enrich_batch_prob=0.6, enrich_pair_prob=0.4)
 ADDITION = Preset(
     name="addition",
@@ -95,7 +103,8 @@ MAJORITY = Preset(
 )
 
 PRESETS = MappingProxyType(
-    {p.name: p for p in (LIST_UPDATE, ADDITION, ADDITION_1L, MAJORITY, MAX_OF_2)}
+    {p.name: p for p in (LIST_UPDATE, LIST_UPDATE_SHORTFORMER, ADDITION, ADDITION_1L, MAJORITY,
+                         MAX_OF_2)}
 )
 
 

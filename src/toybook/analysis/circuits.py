@@ -55,6 +55,10 @@ def one_layer_circuits(
         raise ToybookError("one_layer_circuits needs a 1-layer attention-only model")
     if getattr(cfg, "normalization_type", None) is not None:
         raise ToybookError("one_layer_circuits needs a model without normalization")
+    config = getattr(model, "toybook_config", None)
+    if config is not None and config.shortformer:
+        raise ToybookError("one_layer_circuits reads positions from the residual stream; this "
+                           "model has shortformer positions (on queries and keys only)")
     E, P, U = model.W_E.double(), model.W_pos.double(), model.W_U.double()
     W_Q, W_K, W_V, W_O = (w[0, head].double() for w in (model.W_Q, model.W_K, model.W_V, model.W_O))
     query = (E[query_token] + P[query_pos]) @ W_Q / W_Q.shape[-1] ** 0.5

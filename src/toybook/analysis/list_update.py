@@ -41,6 +41,44 @@ def hypothesised_sources(tokens: Tensor) -> Tensor:
     )
 
 
+def reference_sources(tokens: Tensor) -> Tensor:
+    """``[B, 3]``: the published reading of the reference (shortformer) model: layer 1 copies
+    ``elt`` itself (position 6) for every updated answer, ``a_k`` for a kept one."""
+    idx = tokens[:, IDX_POS]
+    return torch.stack([torch.where(idx == k, ELT_POS, 1 + k) for k in range(LIST_LEN)], dim=1)
+
+
+@torch.no_grad()
+def architecture_readings(
+    model: torch.nn.Module, task: ListUpdateTask, tokens: Tensor
+) -> dict[str, float]:
+    """The numbers that tell this chapter's reading and the reference's apart, on ``tokens``:
+    where each layer attends, and accuracy with layer 1 forced onto either reading's sources.
+    Attention weights are means over the inputs where the reading applies."""
+    from toybook.analysis.interventions import run_with_hard_attention
+
+    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name.endswith("hook_pattern"))
+    l0, l1 = (cache[f"blocks.{layer}.attn.hook_pattern"][:, 0] for layer in range(2))  # [B, Q, K]
+    idx = tokens[:, IDX_POS]
+    updated_b2 = idx == LIST_LEN - 1
+    updated = [idx == k for k in range(LIST_LEN - 1)]  # b0, b1
+
+    def forced(sources: Tensor) -> float:
+        logits = run_with_hard_attention(model, tokens, QUERY_POS, sources, layer=1)
+        return task.correct(logits, tokens).double().mean().item()
+
+    return {
+        "L0 at elt (6) → idx (5)": l0[:, ELT_POS, IDX_POS].mean().item(),
+        "L0 at the second NL (7) → elt (6)": l0[:, NL_POS, ELT_POS].mean().item(),
+        "L1 for updated b0, b1 → elt (6)": torch.cat(
+            [l1[rows, QUERY_POS[k], ELT_POS] for k, rows in enumerate(updated)]).mean().item(),
+        "L1 for updated b2 → elt (6)": l1[updated_b2, QUERY_POS[2], ELT_POS].mean().item(),
+        "L1 for updated b2 → second NL (7)": l1[updated_b2, QUERY_POS[2], NL_POS].mean().item(),
+        "accuracy, L1 forced onto this chapter's sources": forced(hypothesised_sources(tokens)),
+        "accuracy, L1 forced onto the reference's sources": forced(reference_sources(tokens)),
+    }
+
+
 def swapped_sources(tokens: Tensor) -> Tensor:
     """``[B, 3]``: the opposite choice, ``elt`` where ``idx != k`` and ``a_k`` where ``idx == k``."""
     idx = tokens[:, IDX_POS]
