@@ -8,6 +8,7 @@ test starts ``toybook.live.LiveSite`` (a local Jupyter server), activates Thebe 
 chapter and waits for a cell's output to appear in the page.
 """
 
+import contextlib
 import functools
 import http.server
 import os
@@ -107,7 +108,10 @@ def test_page_is_offline_complete_and_renders(browser, site, name):
         assert n_plotly >= 3
 
 
-def test_live_cells_run_on_a_local_jupyter_server(browser, built_book):
+@contextlib.contextmanager
+def live_page(browser, built_book, path):
+    """A page of the built book served by ``toybook live`` (local Jupyter server); on exit,
+    asserts that it asked no outside host and logged no JavaScript error."""
     from toybook.live import LiveSite
 
     with LiveSite(built_book, root_dir=ROOT) as live:
@@ -115,7 +119,15 @@ def test_live_cells_run_on_a_local_jupyter_server(browser, built_book):
         requests, errors = [], []
         page.on("request", lambda request: requests.append(request.url))
         page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{live.url}/book/list_update.html", wait_until="load")
+        page.goto(f"{live.url}/{path}", wait_until="load")
+        yield page
+        page.close()
+    assert not outside_requests(requests), outside_requests(requests)
+    assert not errors, errors
+
+
+def test_live_cells_run_on_a_local_jupyter_server(browser, built_book):
+    with live_page(browser, built_book, "book/list_update.html") as page:
         page.locator(".dropdown-launch-buttons button.dropdown-toggle").first.click()
         started = time.monotonic()
         page.locator("button.btn-launch-thebe").first.click()
@@ -144,22 +156,12 @@ def test_live_cells_run_on_a_local_jupyter_server(browser, built_book):
             f"list_update: kernel ready {ready_seconds:.2f} s after Live Code; "
             f"output of a cell run after the setup cell {seconds:.2f} s\n"
         )
-        page.close()
-    assert not outside_requests(requests), outside_requests(requests)
-    assert not errors, errors
 
 
 def test_an_exercise_solution_unfolds_and_its_checker_runs_live(browser, built_book):
     """The implement-exercise of list update: its solution is folded until clicked, and
     its cell, run through Live Code on the local server, gets the checker's verdict."""
-    from toybook.live import LiveSite
-
-    with LiveSite(built_book, root_dir=ROOT) as live:
-        page = browser.new_page(viewport={"width": 1300, "height": 900})
-        requests, errors = [], []
-        page.on("request", lambda request: requests.append(request.url))
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{live.url}/book/list_update.html", wait_until="load")
+    with live_page(browser, built_book, "book/list_update.html") as page:
         exercises = page.locator("div.exercise.admonition")
         solutions = page.locator("div.solution.dropdown.admonition")
         assert exercises.count() >= 3 and solutions.count() == exercises.count()
@@ -182,6 +184,3 @@ def test_an_exercise_solution_unfolds_and_its_checker_runs_live(browser, built_b
         )
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "exercise_checker_live.png"))
-        page.close()
-    assert not outside_requests(requests), outside_requests(requests)
-    assert not errors, errors

@@ -189,3 +189,12 @@ def test_max_of_2_chapter_shows_every_seed(built_book):
     assert squashed("Does it hold for other seeds?") in text
     assert squashed(f"{grokked} of the {n} seeds reached 99% test accuracy") in text
     assert squashed(f"holds for {sum(r.all_claims_hold for r in sweep)} of the {n} seeds") in text
+
+
+@pytest.mark.slow
+def test_list_update_chapter_compares_the_shortformer(built_book):
+    recorded = toybook.load_shipped("list_update_shortformer").metadata["evaluations"]["exhaustive"]
+    text = squashed(page_text(built_book / "book" / "list_update.html"))
+    assert squashed("The reference's architecture: shortformer positions".replace("'", "’")) in text
+    assert squashed(f"The shortformer model is also exact: {recorded['n_wrong']:,} wrong of "
+                    f"{recorded['n']:,} inputs") in text
