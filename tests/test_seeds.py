@@ -81,3 +81,12 @@ def test_bad_seed_lists_are_refused(text, words):
 
 def test_parse_seeds():
     assert parse_seeds("1-3,7") == [1, 2, 3, 7] and parse_seeds("0") == [0]
+
+
+def test_a_checkpoint_of_another_seed_is_refused(tmp_path):
+    name = next(n for n in SEED_MODELS if n.startswith("max_of_2_"))
+    seed = int(name.rsplit("_s", 1)[1])
+    for suffix in (".json", ".safetensors"):  # seed s's files under seed s + 100's name
+        shutil.copy(SHIPPED_DIR / f"{name}{suffix}", tmp_path / f"max_of_2_s{seed + 100}{suffix}")
+    with pytest.raises(ToybookError, match=f"was trained with seed {seed}, not {seed + 100}"):
+        sweep("max_of_2", [seed + 100], tmp_path, progress=False, log=lambda line: None)

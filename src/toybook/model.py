@@ -9,8 +9,9 @@ as in TransformerLens. Two additions of ours:
 - ``positional_embedding_type="shortformer"``: the learned positions are added to the
   input of every attention layer's queries and keys, never to the residual stream (so
   never to the values), as in the list-update reference model. TransformerLens 4 has no
-  such mode; three permanent hooks per layer build it (see :func:`add_shortformer_hooks`),
-  so ``run_with_cache``, ``run_with_hooks`` and the weight views work unchanged;
+  such mode; permanent hooks build it, one on the positions and two per layer (see
+  :func:`add_shortformer_hooks`), so ``run_with_cache``, ``run_with_hooks`` and the
+  weight views work unchanged;
 - every forward call checks its input first, so an out-of-range token or an over-long
   sequence raises :class:`~toybook.errors.InvalidTokensError` instead of an
   ``IndexError`` from inside an embedding.

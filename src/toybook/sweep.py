@@ -79,7 +79,10 @@ def sweep(
     progress: bool = True, log: Callable[[str], None] = print,
 ) -> list[SeedResult]:
     """Train (where needed) and check every seed of ``preset_name``; record and return."""
-    from toybook.checkpoint import check_writable, load_checkpoint, record_evaluation, save_checkpoint
+    from toybook.analysis.dynamics import first_step_at_least
+    from toybook.checkpoint import (
+        check_writable, load_checkpoint, read_sidecar, record_evaluation, save_checkpoint,
+    )
     from toybook.claims import check_claims
     from toybook.measurement import remeasure
     from toybook.presets import get_preset
@@ -88,7 +91,7 @@ def sweep(
 
     preset = get_preset(preset_name)
     out_dir = Path(out_dir)
-    recorded = json.loads(shipped_path(preset_name).read_text()).get("evaluations", {})
+    recorded = read_sidecar(shipped_path(preset_name)).get("evaluations", {})
     for seed in seeds:  # every output checked before any training
         path = out_dir / seed_name(preset_name, seed)
         if not path.with_suffix(".json").exists():
@@ -109,6 +112,9 @@ def sweep(
             train_seconds = time.perf_counter() - started
             log(f"{name}: trained in {train_seconds:.0f} s")
         checkpoint = load_checkpoint(path, device=device)
+        if checkpoint.metadata["train_config"]["seed"] != seed:
+            raise ToybookError(f"{path} was trained with seed "
+                               f"{checkpoint.metadata['train_config']['seed']}, not {seed}")
         evaluations = checkpoint.metadata.get("evaluations", {})
         mine = _same_measurement(evaluations, recorded)
         if mine is None:
@@ -126,8 +132,7 @@ def sweep(
             seed=seed, name=name,
             measurement=dict(zip(("label", "what", "n", "n_wrong"), mine)),
             claims=claims,
-            generalised_step=next((row["step"] for row in history
-                                   if row.get("eval_acc", 0) >= GENERALISED), None),
+            generalised_step=first_step_at_least(history, "eval_acc", GENERALISED),
             steps=checkpoint.metadata["training"]["steps"], train_seconds=train_seconds,
         )
         log(f"{name}: {sum(c['holds'] for c in claims.values())} of {len(claims)} claims hold; "
