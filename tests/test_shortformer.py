@@ -112,3 +112,21 @@ def test_the_shipped_shortformer_model_is_exact_and_reads_b2_from_the_second_nl(
     assert readings["L1 for updated b2 → elt (6)"] <= 0.01
     assert readings["accuracy, L1 forced onto this chapter's sources"] >= 0.999
     assert readings["accuracy, L1 forced onto the reference's sources"] < 0.99
+
+
+def test_a_copy_keeps_weights_task_check_and_shortformer_hooks():
+    from toybook.errors import InvalidTokensError
+    from toybook.model import copy_to, cpu_copy
+
+    model = toybook.load_model("list_update_shortformer")
+    assert cpu_copy(model) is model
+    copy = copy_to(model, "cpu")
+    tokens = TASK.generate(64, seed=3)
+    assert copy is not model and torch.equal(copy(tokens), model(tokens))
+    with torch.no_grad():
+        copy.W_pos.add_(1.0)  # the copy's hooks read the copy's positions
+    assert not torch.equal(copy(tokens), model(tokens))
+    bad = tokens.clone()
+    bad[0, 5] = 7  # idx must be 0..2
+    with pytest.raises(InvalidTokensError):
+        copy(bad)

@@ -184,6 +184,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         for label, result in info.evaluations.items():
             line += f"  {label}: {summarize_evaluation(result)}"
         print(line)
+    from toybook.sweep import recorded_not_shipped
+
+    unshipped = recorded_not_shipped()
+    if unshipped:
+        print("Seed models recorded but not shipped (too large; the command trains one again)")
+    for result in unshipped:
+        print(f"  {result.name:<16} {result.measurement['n_wrong']:,} wrong of "
+              f"{result.measurement['n']:,}  sha256 {result.weights_sha256[:16]}…  "
+              f"{result.command}")
     return 0
 
 
@@ -291,15 +300,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     results = sweep(args.name, seeds, args.out, device=device, progress=not args.quiet,
                     log=lambda line: print(line, flush=True))
     names = list(results[0].claims)
-    print(f"\n{'seed':>5} {'wrong':>9} {'generalised':>11}  " + "  ".join(names))
+    labels = [name + ("" if results[0].claims[name].get("all_seeds", True) else "*")
+              for name in names]
+    print(f"\n{'seed':>5} {'wrong':>9} {'generalised':>11}  " + "  ".join(labels))
     for result in results:
         print(f"{result.seed:>5} {result.measurement['n_wrong']:>9,} "
               f"{str(result.generalised_step or 'never'):>11}  " + "  ".join(
                   f"{result.claims[name]['value']:.3g}{'' if result.claims[name]['holds'] else '!'}"
-                  .rjust(len(name)) for name in names))
-    held = sum(result.all_claims_hold for result in results)
-    print(f"every claim holds for {held} of {len(results)} seeds ('!' marks a claim that "
-          f"fails); recorded in {args.out / 'sweeps' / (args.name + '.json')}")
+                  .rjust(len(label)) for name, label in zip(names, labels)))
+    held = sum(result.seed_claims_hold for result in results)
+    print(f"the claims made for every seed hold for {held} of {len(results)} seeds ('!' marks "
+          f"a claim that fails, '*' one made for the shipped model only); recorded in "
+          f"{args.out / 'sweeps' / (args.name + '.json')}")
     return 0
 
 

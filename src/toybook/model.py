@@ -135,6 +135,22 @@ def build_model(
     return model
 
 
+def copy_to(model: TransformerBridge, device: str | torch.device) -> TransformerBridge:
+    """A copy of ``model`` on ``device``, built from its config: the same weights, task,
+    format check and (shortformer) hooks, in eval mode."""
+    copy = build_model(model.toybook_config, device=device)
+    copy.load_state_dict({name: value.to(device) for name, value in model.state_dict().items()})
+    copy.eval()
+    copy.toybook_task, copy.toybook_check_format = model.toybook_task, model.toybook_check_format
+    return copy
+
+
+def cpu_copy(model: TransformerBridge) -> TransformerBridge:
+    """``model`` itself where it is on the CPU, else :func:`copy_to` the CPU (for analysis
+    code that builds its inputs on the CPU)."""
+    return model if next(model.parameters()).device.type == "cpu" else copy_to(model, "cpu")
+
+
 def add_shortformer_hooks(model: TransformerBridge, n_layers: int) -> None:
     """Make ``model``'s positions shortformer positions, with permanent hooks (they survive
     ``reset_hooks``): ``hook_pos_embed`` contributes zero to the residual stream, and

@@ -38,10 +38,26 @@ class SeedResult:
     generalised_step: int | None  # first logged step with eval accuracy ≥ GENERALISED
     steps: int
     train_seconds: float
+    weights_sha256: str = ""  # of the weights file: identifies a model that is not shipped
+    device: str = "cpu"  # where it was trained
+    trained_on: str = ""  # torch version and device (see toybook.environment.describe)
+
+    @property
+    def command(self) -> str:
+        """The command that trains this model again: bit for bit on the same kind of CPU; on a
+        GPU, whose kernels need not be deterministic, in behaviour."""
+        preset = re.sub(r"_s\d+$", "", self.name)
+        device = "" if self.device == "cpu" else f" --device {self.device}"
+        return f"toybook train {preset} --seed {self.seed}{device}"
 
     @property
     def all_claims_hold(self) -> bool:
         return all(claim["holds"] for claim in self.claims.values())
+
+    @property
+    def seed_claims_hold(self) -> bool:
+        """Whether every claim said to hold for all seeds (``Claim.all_seeds``) holds."""
+        return all(claim["holds"] for claim in self.claims.values() if claim.get("all_seeds", True))
 
 
 def seed_name(preset: str, seed: int) -> str:
@@ -84,6 +100,7 @@ def sweep(
         check_writable, load_checkpoint, read_sidecar, record_evaluation, save_checkpoint,
     )
     from toybook.claims import check_claims
+    from toybook.environment import describe
     from toybook.measurement import remeasure
     from toybook.presets import get_preset
     from toybook.training import train
@@ -103,7 +120,7 @@ def sweep(
         name, path = seed_name(preset_name, seed), out_dir / seed_name(preset_name, seed)
         if path.with_suffix(".json").exists():
             log(f"{name}: checkpoint exists, not retrained")
-            train_seconds = previous[seed].train_seconds if seed in previous else float("nan")
+            train_seconds = None
         else:
             config = dataclasses.replace(preset.train, seed=seed, snapshot_every=None)
             started = time.perf_counter()
@@ -124,22 +141,38 @@ def sweep(
             log(f"{name}: {measurement.n_wrong:,} wrong of {measurement.n:,} ({measurement.what})")
         claims = {
             result.claim.name: {"value": result.value, "holds": result.holds,
-                                "low": result.claim.low, "high": result.claim.high}
+                                "low": result.claim.low, "high": result.claim.high,
+                                "all_seeds": result.claim.all_seeds}
             for result in check_claims(preset_name, checkpoint.model)
         }
         history = checkpoint.metadata["history"]
+        if train_seconds is None:  # trained earlier: the sidecar's own record
+            train_seconds = float(checkpoint.metadata["training"]["wall_time_s"])
         result = SeedResult(
             seed=seed, name=name,
             measurement=dict(zip(("label", "what", "n", "n_wrong"), mine)),
             claims=claims,
             generalised_step=first_step_at_least(history, "eval_acc", GENERALISED),
             steps=checkpoint.metadata["training"]["steps"], train_seconds=train_seconds,
+            weights_sha256=checkpoint.metadata["weights"]["sha256"],
+            device=checkpoint.metadata["training"]["device"],
+            trained_on=describe(checkpoint.metadata["training"].get("environment") or {}),
         )
         log(f"{name}: {sum(c['holds'] for c in claims.values())} of {len(claims)} claims hold; "
             f"generalised at step {result.generalised_step}")
         results.append(result)
         _write_summary(out_dir, preset_name, {**previous, **{r.seed: r for r in results}})
     return results
+
+
+def recorded_not_shipped() -> list[SeedResult]:
+    """Seed models whose sweep the package records but whose weights it does not ship (the
+    addition seeds: too large); each result names its weights' SHA-256 and its command."""
+    from toybook.zoo import SHIPPED_DIR, shipped_names
+
+    shipped = set(shipped_names())
+    return [result for path in sorted((SHIPPED_DIR / "sweeps").glob("*.json"))
+            for result in read_sweep(SHIPPED_DIR, path.stem) if result.name not in shipped]
 
 
 def _same_measurement(evaluations: dict[str, Any], recorded: dict[str, Any]):
@@ -162,4 +195,4 @@ def _write_summary(out_dir: Path, preset: str, results: dict[int, SeedResult]) -
     temporary.replace(path)
 
 
-__all__ = ["SeedResult", "parse_seeds", "read_sweep", "seed_name", "sweep"]
+__all__ = ["SeedResult", "parse_seeds", "read_sweep", "recorded_not_shipped", "seed_name", "sweep"]

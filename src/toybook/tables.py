@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from toybook.checkpoint import summarize_evaluation
 from toybook.tasks import TASKS
 from toybook.zoo import list_models
+
+if TYPE_CHECKING:
+    from toybook.claims import ClaimResult
+    from toybook.sweep import SeedResult
 
 
 @dataclass(frozen=True)
@@ -50,3 +54,27 @@ def models_table() -> Table:
         ("model", "task", "parameters", "training steps", "held-out accuracy", "recorded evaluations"),
         tuple(rows),
     )
+
+
+def claim_seed_table(
+    sweep: Sequence[SeedResult], shipped: Sequence[ClaimResult], shipped_seed: int,
+    extra_rows: Sequence[tuple[Any, ...]] = (),
+) -> Table:
+    """Claim × seed: a column per model (the shipped one first, measured now; then each seed
+    as its sweep recorded it), a row per claim with the measured value in each cell and ✗
+    where the claim fails. A claim's row says whether the chapter makes it for every seed
+    or for the shipped model only. ``extra_rows`` (label, then one cell per model) go first."""
+    header = ("claim", "made for", f"seed {shipped_seed} (shipped)", *(f"seed {r.seed}" for r in sweep))
+    rows = [(label, "", *cells) for label, *cells in extra_rows]
+    for result in shipped:
+        name = result.claim.name
+        cells = [_cell(result.value, result.holds)]
+        cells += [_cell(r.claims[name]["value"], r.claims[name]["holds"]) if name in r.claims else "—"
+                  for r in sweep]
+        made_for = "every seed" if result.claim.all_seeds else "shipped model"
+        rows.append((f"`{name}`: {result.claim.text}", made_for, *cells))
+    return Table(header, tuple(rows))
+
+
+def _cell(value: float, holds: bool) -> str:
+    return f"{value:.3g}" + ("" if holds else " ✗")

@@ -49,6 +49,26 @@ def reference_sources(tokens: Tensor) -> Tensor:
 
 
 @torch.no_grad()
+def b2_route(model: torch.nn.Module, tokens: Tensor) -> int:
+    """Where layer 1 reads an updated ``b2`` in ``model``: :data:`NL_POS` (this chapter's
+    reading: the second ``NL``, which layer 0 fills with elt) or :data:`ELT_POS` (the
+    reference's: elt itself), whichever holds more of that attention on ``tokens``. Seeds
+    differ here; both routes give exact models."""
+    _, cache = model.run_with_cache(tokens, names_filter="blocks.1.attn.hook_pattern")
+    updated_b2 = tokens[:, IDX_POS] == LIST_LEN - 1
+    pattern = cache["blocks.1.attn.hook_pattern"][updated_b2, 0, QUERY_POS[-1]]
+    return ELT_POS if pattern[:, ELT_POS].mean() > pattern[:, NL_POS].mean() else NL_POS
+
+
+def own_sources(model: torch.nn.Module, tokens: Tensor) -> Tensor:
+    """``[B, 3]``: the sources of :func:`hypothesised_sources`, with an updated ``b2`` read
+    where ``model`` reads it (:func:`b2_route`)."""
+    if b2_route(model, tokens) == ELT_POS:
+        return reference_sources(tokens)
+    return hypothesised_sources(tokens)
+
+
+@torch.no_grad()
 def architecture_readings(
     model: torch.nn.Module, task: ListUpdateTask, tokens: Tensor
 ) -> dict[str, float]:
