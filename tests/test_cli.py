@@ -26,6 +26,10 @@ def test_list(capsys):
     for name in ("list_update", "addition", "majority", "max_of_2"):
         assert name in out
     assert "exhaustive: 4,096/4,096 correct" in out
+    # seed models recorded without their weights: hash and command, one line each
+    unshipped = out.split("Seed models recorded but not shipped", 1)[1].splitlines()[1:]
+    assert any(line.split()[0] == "addition_s2" and "sha256" in line
+               and line.endswith("toybook train addition --seed 2 --device cuda") for line in unshipped)
 
 
 def test_eval_shipped(capsys):

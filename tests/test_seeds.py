@@ -105,6 +105,10 @@ def test_a_sweep_resumes_from_existing_checkpoints(tmp_path, capsys):
     assert lines[0] == f"{name}: checkpoint exists, not retrained"
     assert not any("wrong of" in line for line in lines)  # the recorded measurement is reused
     assert result.all_claims_hold and read_sweep(tmp_path, "max_of_2")[0].seed == seed
+    sidecar = toybook.load_shipped(name).metadata
+    assert result.weights_sha256 == sidecar["weights"]["sha256"]
+    assert result.train_seconds == sidecar["training"]["wall_time_s"]  # not retrained: its record
+    assert result.command == f"toybook train max_of_2 --seed {seed}" and result.device == "cpu"
 
 
 def test_claims_of_a_seed_model_are_its_preset_s():
