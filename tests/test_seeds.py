@@ -89,10 +89,10 @@ def test_the_recorded_sweep_matches_the_shipped_seed_models(preset):
         task = checkpoint.task
         if task.n_inputs is not None and task.n_inputs <= 4096:
             assert toybook.evaluate(checkpoint.model, task, task.inputs()).n_wrong == n_wrong
-    first = recorded[0]  # claim values are fractions of inputs: another CPU's rounding may
-    # flip a near-tie or two (1/4096 each), far below any claim's margin
+    first = recorded[0]  # claim values are fractions of inputs, some over ~600 of them (the
+    # updated b_k of list update): another CPU's rounding may flip a near-tie or a few
     fresh = {r.claim.name: r.value for r in check_claims(first.name, toybook.load_model(first.name))}
-    assert fresh == pytest.approx({name: c["value"] for name, c in first.claims.items()}, abs=1e-3)
+    assert fresh == pytest.approx({name: c["value"] for name, c in first.claims.items()}, abs=0.01)
 
 
 def test_a_sweep_resumes_from_existing_checkpoints(tmp_path, capsys):
