@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import toybook
-from toybook.analysis.addition import question_sets
-from toybook.analysis.addition_circuit import (
+from toybook.tasks.addition.analysis import question_sets
+from toybook.tasks.addition.circuit import (
     Patch, base_add_pairs, carry_pairs, cascade_pairs, donor_agreement, donor_agreements,
     head_ablation_wrong,
     operand_positions, position_ablation_losses, prediction_position,

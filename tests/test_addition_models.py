@@ -4,7 +4,7 @@ fails on cascading carries, as recorded in their checkpoints and re-checked here
 import pytest
 
 import toybook
-from toybook.analysis.addition import addition_accuracy
+from toybook.tasks.addition.analysis import addition_accuracy
 
 TASK = toybook.get_task("addition")
 RECORD = "accuracy_1000000_seed12345"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import toybook
-from toybook.analysis.addition import addition_accuracy, question_sets
+from toybook.tasks.addition.analysis import addition_accuracy, question_sets
 from toybook.tasks.addition import QuestionClass
 
 TASK = toybook.get_task("addition")

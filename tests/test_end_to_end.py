@@ -69,7 +69,7 @@ def test_book_numbers_come_from_the_model(built_book):
 
 @pytest.mark.slow
 def test_max_of_2_chapter_glues_the_computed_bound(built_book):
-    from toybook.analysis.max_of_2_bound import max_of_2_bound
+    from toybook.tasks.max_of_2.bound import max_of_2_bound
 
     bound = max_of_2_bound(toybook.load_model("max_of_2"))
     page = built_book / "book" / "max_of_2.html"

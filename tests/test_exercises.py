@@ -9,7 +9,7 @@ import torch
 from myst_nb.core.read import read_myst_markdown_notebook
 
 from conftest import ROOT
-from toybook.analysis.list_update import hypothesised_sources
+from toybook.tasks.list_update.analysis import hypothesised_sources
 from toybook.exercises import (
     check_carries, check_copy_sources, check_qk_token_scores, check_running_histogram,
     reference_carries,

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 import toybook
+from toybook.errors import ToybookError
 from toybook.analysis.ablation import mean_activation, replace_hook, run_with_ablations
 from toybook.analysis.attribution import answer_logit_attribution
 from toybook.analysis.interventions import run_with_hard_attention
-from toybook.analysis.list_update import (
+from toybook.tasks.list_update.analysis import (
     PATCH_HOOKS, QUERY_POS, ablation_effects, hypothesised_sources, patching_pairs,
     swapped_sources, updated_and_kept_accuracy,
 )
@@ -131,7 +132,7 @@ def test_patching_checks_its_inputs(model):
     pair = patching_pairs(TASK, n=4)[0]
     with pytest.raises(ValueError, match="differ in shape"):
         patching_grid(model, pair.clean, pair.corrupted[:2], PATCH_HOOKS, pair.metric)
-    with pytest.raises(KeyError, match="no activations named"):
+    with pytest.raises(ToybookError, match="no activations named"):
         patching_grid(model, pair.clean, pair.corrupted, ["blocks.5.hook_attn_out"], pair.metric)
 
 

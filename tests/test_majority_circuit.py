@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import toybook
-from toybook.analysis.majority import (
+from toybook.tasks.majority.analysis import (
     ATTN_OUT, batched_logits, linear_fit_r2, logit_contributions, majority_accuracy,
     neuron_ablation_table, patch_attention_output, permuted_prefixes, running_histogram,
     value_neurons,

@@ -10,7 +10,7 @@ from toybook.analysis import (
     run_without_positional_embeddings,
 )
 from toybook.analysis.dynamics import first_step_at_least, snapshot_models
-from toybook.analysis.max_of_2_bound import max_of_2_bound
+from toybook.tasks.max_of_2.bound import max_of_2_bound
 from toybook.errors import ToybookError
 from toybook.tasks.max_of_2 import EQUALS
 

@@ -100,7 +100,7 @@ def test_weight_readings_for_standard_positions_refuse_a_shortformer():
 
 def test_the_shipped_shortformer_model_is_exact_and_reads_b2_from_the_second_nl():
     """What the list-update chapter says of `list_update_shortformer`."""
-    from toybook.analysis.list_update import architecture_readings
+    from toybook.tasks.list_update.analysis import architecture_readings
 
     checkpoint = toybook.load_shipped("list_update_shortformer")
     assert checkpoint.model_config.positional_embedding_type == "shortformer"

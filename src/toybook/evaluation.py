@@ -23,8 +23,8 @@ from toybook.tasks.base import answer_losses
 def batch_rows(n_ctx: int) -> int:
     """A batch size for sequences of ``n_ctx`` tokens: at most 2**15 tokens and 2**22
     query-key pairs (one head's attention pattern: 16 MB). Measured on 2 cores, larger
-    batches are slower as well as larger (list_update: 30,000 inputs/s in batches of 3,000,
-    20,000 in batches of 12,000). list_update: 2,978 rows; addition: 1,820; majority: 256."""
+    batches are slower as well as larger (11-token inputs: 30,000 inputs/s in batches of
+    3,000, 20,000 in batches of 12,000). 11 tokens: 2,978 rows; 18: 1,820; 128: 256."""
     return max(1, min(2**22 // (n_ctx * n_ctx), 2**15 // n_ctx))
 
 
@@ -167,7 +167,7 @@ def evaluate_exhaustively(
     """Evaluate ``model`` on the inputs of ranks ``start..stop-1`` (default: all of them).
 
     Inputs are generated batch by batch from the task's enumeration, so memory stays at one
-    batch however large the space (list_update has 18.75M inputs). ``method="auto"``
+    batch however large the space (tens of millions of inputs). ``method="auto"``
     computes each shared prefix once (:mod:`toybook.shared_prefix`) where the task, the
     model and the range allow it, else runs ``model(tokens)`` (``method="plain"``).
     """

@@ -6,7 +6,9 @@ mistake where the answer matches a known one (e.g. a carry rule that forgets cas
     from toybook.exercises import check_carries
     check_carries(my_carries)     # Feedback: "✓ all 6 cases pass" or what went wrong
 
-No network and no training: every check runs in a second or two on a CPU.
+No network and no training: every check runs in a second or two on a CPU. This module
+holds the generic machinery (:func:`check`, :class:`Case`, :class:`Mistake`); each checker
+lives in its task's folder (``toybook/tasks/<task>/exercises.py``) and is found here by name.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ from typing import Any, Callable
 
 import torch
 from torch import Tensor
-
-from toybook.tasks import get_task
 
 
 @dataclass(frozen=True)
@@ -105,155 +105,25 @@ def _fail(exercise: str, case: Case, what: str, hint: str) -> Feedback:
     return Feedback(False, f"✗ {exercise}, case {case.name}:\n  {what}\n  hint: {hint}")
 
 
-# ---- list update: where layer 1 copies from --------------------------------------------------
+def _checkers() -> dict[str, Any]:
+    """Every task folder's exercise checkers (its ``exercises.__all__``), by name."""
+    from toybook.tasks import task_parts
 
-def check_copy_sources(fn: Callable[[Tensor], Tensor]) -> Feedback:
-    """``fn(tokens [B, 11]) → [B, 3]``: for each answer ``b_k``, the position layer 1 should
-    copy from according to the chapter's reading."""
-    from toybook.analysis.list_update import hypothesised_sources
-
-    task = get_task("list_update")
-
-    def encode(a: list[list[int]], idx: list[int], elt: list[int]) -> Tensor:
-        return task.encode(torch.tensor(a), torch.tensor(idx), torch.tensor(elt))
-    cases = [
-        Case("idx = 0 (b0 is updated, b1 and b2 are kept)", (encode([[17, 3, 42]], [0], [8]),)),
-        Case("idx = 1", (encode([[17, 3, 42]], [1], [8]),)),
-        Case("idx = 2 (b2 is updated)", (encode([[17, 3, 42]], [2], [8]),)),
-        Case("elt equal to the value it replaces", (encode([[5, 5, 5]], [1], [5]),)),
-        Case("300 random inputs", (task.generate(300, seed=11),)),
-    ]
-    mistakes = [
-        Mistake(lambda tokens: torch.tensor([1, 2, 3]).expand(len(tokens), 3),
-                "this always copies a_k; where idx = k, b_k is elt, not a_k"),
-        Mistake(lambda tokens: hypothesised_sources(tokens) - 1,
-                "positions count from 0 and BOS holds position 0, so a_k sits at 1 + k"),
-        Mistake(lambda tokens: torch.where(tokens[:, 5:6] == torch.arange(3), 6,
-                                           torch.arange(1, 4)),
-                "right for b0 and b1; for b2 the chapter found that layer 1 reads elt from the "
-                "second NL (position 7), where layer 0 put it, not from elt itself"),
-    ]
-    return check("copy sources", fn, hypothesised_sources, cases, mistakes,
-                 "b_k is a_k (position 1 + k) unless idx = k; then it is elt, which layer 1 "
-                 "finds at position 6 for b0 and b1 and at position 7 for b2")
+    return {name: getattr(module, name) for module in task_parts("exercises") for name in module.__all__}
 
 
-# ---- addition: which columns receive a carry -------------------------------------------------
-
-def reference_carries(x: Tensor, y: Tensor) -> Tensor:
-    """``[B, n+1]`` bool: column j receives a carry from column j - 1 (column 0 never; column
-    n is the final carry), for operand digits ``x, y [B, n]`` with column 0 the units."""
-    carry = torch.zeros(len(x), dtype=torch.long)
-    into = [carry.bool()]
-    for j in range(x.shape[1]):
-        carry = (x[:, j] + y[:, j] + carry) // 10
-        into.append(carry.bool())
-    return torch.stack(into, 1)
+def __getattr__(name: str) -> Any:
+    """``from toybook.exercises import check_carries``: the checkers live in their task's folder."""
+    if name.startswith("__"):  # e.g. the import system asking for __path__
+        raise AttributeError(name)
+    checkers = _checkers()
+    if name in checkers:
+        return checkers[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def check_carries(fn: Callable[[Tensor, Tensor], Tensor]) -> Feedback:
-    """``fn(x, y) → [B, n+1]`` bool for operand digits ``x, y [B, n]`` (column 0 = units):
-    whether each column receives a carry."""
-    task = get_task("addition")
-
-    def digits(a: int, b: int) -> tuple[Tensor, Tensor]:
-        return task.operand_digits(task.encode([a], [b]))
-
-    cases = [
-        Case("no carry: 12,345 + 11,111", digits(12_345, 11_111)),
-        Case("one carry: 5 + 5", digits(5, 5)),
-        Case("a final carry: 90,000 + 10,000", digits(90_000, 10_000)),
-        Case("a cascade: 99,995 + 5", digits(99_995, 5)),
-        Case("a sum-9 column without a carry: 45 + 54", digits(45, 54)),
-        Case("500 random questions", task.operand_digits(task.generate(500, seed=3))),
-    ]
-
-    def no_cascade(x: Tensor, y: Tensor) -> Tensor:
-        direct = (x + y) >= 10
-        return torch.cat([torch.zeros(len(x), 1, dtype=torch.bool), direct], 1)
-
-    def carry_out(x: Tensor, y: Tensor) -> Tensor:
-        into = reference_carries(x, y)
-        return torch.cat([into[:, 1:], torch.zeros(len(x), 1, dtype=torch.bool)], 1)
-
-    mistakes = [
-        Mistake(no_cascade, "a column that sums to 9 passes on the carry it receives: the "
-                "carry cascades (99,995 + 5 carries into every column)"),
-        Mistake(carry_out, "this is the carry out of each column; the answer wants the carry "
-                "into it, one column further (column 0 never receives one)"),
-    ]
-    return check("carries", fn, reference_carries, cases, mistakes,
-                 "column j receives a carry when x_{j-1} + y_{j-1} + (the carry into j-1) ≥ 10")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_checkers()))
 
 
-# ---- majority: the running histogram ------------------------------------------------------
-
-def check_running_histogram(fn: Callable[[Tensor], Tensor]) -> Feedback:
-    """``fn(tokens [B, T]) → [B, T, 10]``: the fraction of each value among tokens 0..i."""
-    from toybook.analysis.majority import running_histogram
-
-    task = get_task("majority")
-
-    def reference(tokens: Tensor) -> Tensor:
-        return running_histogram(task, tokens)
-
-    cases = [
-        Case("one value repeated", (torch.full((1, task.n_ctx), 3),)),
-        Case("two values alternating", (torch.arange(task.n_ctx)[None] % 2 * 7,)),
-        Case("50 random sequences", (task.generate(50, seed=4),)),
-    ]
-
-    def counts(tokens: Tensor) -> Tensor:
-        return task.running_counts(tokens).double()
-
-    def exclusive(tokens: Tensor) -> Tensor:
-        shifted = torch.cat([torch.zeros_like(counts(tokens)[:, :1]), counts(tokens)[:, :-1]], 1)
-        return shifted / torch.arange(1, tokens.shape[1] + 1, dtype=torch.double)[None, :, None]
-
-    mistakes = [
-        Mistake(counts, "these are counts; attention averages, so the histogram is the count "
-                "divided by the number of tokens so far, i + 1"),
-        Mistake(exclusive, "position i attends to itself too: count tokens 0..i, not 0..i-1"),
-    ]
-    return check("running histogram", fn, reference, cases, mistakes,
-                 "histogram[b, i, v] = (number of v among tokens[b, 0..i]) / (i + 1)",
-                 tolerance=1e-6)
-
-
-# ---- max of 2: the QK circuit -------------------------------------------------------------
-
-def check_qk_token_scores(fn: Callable[[torch.nn.Module], Tensor]) -> Feedback:
-    """``fn(model) → [d_vocab]``: the attention score each key token gets from the query
-    ``=`` at position 2 through its embedding alone, scaled as the model scales it."""
-    import toybook
-    from toybook.analysis.circuits import one_layer_circuits
-    from toybook.tasks.max_of_2 import EQUALS
-
-    model = toybook.load_model("max_of_2")
-    query_pos = get_task("max_of_2").n_ctx - 1
-
-    def reference(model: torch.nn.Module) -> Tensor:
-        return one_layer_circuits(model, EQUALS, query_pos).qk_token
-
-    def unscaled(model: torch.nn.Module) -> Tensor:
-        return reference(model) * model.cfg.d_head**0.5
-
-    def no_query_position(model: torch.nn.Module) -> Tensor:
-        E, W_Q, W_K = model.W_E.double(), model.W_Q[0, 0].double(), model.W_K[0, 0].double()
-        return E @ W_K @ W_Q.T @ E[EQUALS] / model.cfg.d_head**0.5
-
-    cases = [Case("the shipped max_of_2 model", (model,))]
-    mistakes = [
-        Mistake(unscaled, "the scores are divided by sqrt(d_head) before the softmax"),
-        Mistake(no_query_position, "the query is the '=' token at position 2: its residual "
-                "stream is W_E[=] + W_pos[2], not the token embedding alone"),
-    ]
-    return check("QK token scores", fn, reference, cases, mistakes,
-                 "score(t) = (W_E[=] + W_pos[2]) W_Q W_K^T W_E[t]^T / sqrt(d_head)",
-                 tolerance=1e-4)
-
-
-__all__ = [
-    "Feedback", "check", "check_carries", "check_copy_sources", "check_qk_token_scores",
-    "check_running_histogram", "reference_carries",
-]
+__all__ = ["Case", "Feedback", "Mistake", "check"]

@@ -1,24 +1,23 @@
 """Each task's accuracy measurement, the one its chapter reports, as the single path behind
 ``toybook eval``, ``toybook eval --record`` and ``toybook reproduce``.
 
-=============  ===============================================  ==========================
-task           measurement                                      recorded as
-=============  ===============================================  ==========================
-max_of_2,      every input (:func:`evaluate_exhaustively`)       ``exhaustive``
-list_update    (list_update without ``--all``: a random sample)  (``random_<n>_seed<s>``)
-addition       seeded random questions and every hand-built set  ``accuracy_<n>_seed<s>``
-majority       seeded uniform sequences, by position and margin  ``uniform_<n>_seed<s>``
-=============  ===============================================  ==========================
+A task whose inputs can be listed (at most :data:`SMALL_INPUT_SPACE` of them, or any
+number with ``--all``) is measured on every input (:func:`evaluate_exhaustively`,
+recorded as ``exhaustive``). Otherwise a seeded sample is measured: the plain way
+(:data:`RANDOM`, recorded as ``random_<n>_seed<s>``), or the way the task's folder says
+in its ``measure`` module, whose ``SAMPLED`` is a :class:`SampledMeasurement` (e.g. random
+questions plus every hand-built question set, or the last position only).
 
 A :class:`Measurement` counts ``n_wrong`` of ``n`` in the unit its chapter uses (whole
-sequences; majority: the last position), so a rerun can be compared with the record.
+sequences, or the unit the task's ``measure`` names), so a rerun can be compared with the
+record.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from toybook.errors import ToybookError
 
@@ -50,6 +49,18 @@ class Measurement:
         return "\n".join([head, *(f"  {line}" for line in self.details)])
 
 
+@dataclass(frozen=True)
+class SampledMeasurement:
+    """How a task measures a seeded sample of ``n`` inputs its chapter's way."""
+
+    prefix: str  # its label starts with this, e.g. "random_": "random_10000_seed12345"
+    parameters: tuple[str, str]  # the record's keys of n and of the seed
+    # (model, task, n, seed, batch_size, progress) -> (label, what, n, n_wrong, details, result)
+    run: Callable[..., tuple[str, str, int, int, list[str], dict[str, Any]]]
+    recorded_wrong: Callable[[dict[str, Any]], int]  # n_wrong of a record, counted as run counts
+    describe: Callable[[dict[str, Any]], tuple[int, str]]  # a record's (n, what)
+
+
 def measure(
     model: torch.nn.Module, task: Task, n: int | None = None, seed: int = DEFAULT_SEED,
     exhaustive: bool = False, batch_size: int | None = None, progress: bool = False,
@@ -63,10 +74,10 @@ def measure(
         raise ToybookError(f"task {task.name!r} has no finite input space; use --n instead of --all")
     started = time.perf_counter()
     if exhaustive or is_small(task):
-        kind, args = "exhaustive", (model, task, batch_size, progress)
+        run, args = _exhaustive, (model, task, batch_size, progress)
     else:
-        kind, args = _sampled_kind(task), (model, task, n or DEFAULT_N, seed, batch_size, progress)
-    label, what, count, wrong, details, result = _KINDS[kind](*args)
+        run, args = sampled_measurement(task).run, (model, task, n or DEFAULT_N, seed, batch_size, progress)
+    label, what, count, wrong, details, result = run(*args)
     return Measurement(label, what, count, wrong, tuple(details), result,
                        time.perf_counter() - started)
 
@@ -77,16 +88,16 @@ def remeasure(
     """Repeat on ``model`` the measurement recorded in ``evaluations`` (a sidecar's): the new
     measurement, and the recorded ``n_wrong`` (``None`` where nothing was recorded; then the
     task's measurement runs with 100,000 inputs, or every input where they can be listed)."""
-    if task.n_inputs is not None and _sampled_kind(task) == "random":
+    sampled = sampled_measurement(task)
+    if task.n_inputs is not None and sampled is RANDOM:
         measurement = measure(model, task, exhaustive=True, progress=progress)
         recorded = evaluations.get("exhaustive")
         return measurement, None if recorded is None else int(recorded["n_wrong"])
-    kind = _sampled_kind(task)
     for label, record in evaluations.items():
-        if label.startswith(_PREFIX[kind]):
-            n, seed = (record[key] for key in _PARAMETERS[kind])
+        if label.startswith(sampled.prefix):
+            n, seed = (record[key] for key in sampled.parameters)
             measurement = measure(model, task, n, seed, progress=progress)
-            return measurement, _RECORDED_WRONG[kind](record)
+            return measurement, sampled.recorded_wrong(record)
     return measure(model, task, 100_000, DEFAULT_SEED, progress=progress), None
 
 
@@ -95,26 +106,27 @@ def describe_record(label: str, record: dict[str, Any]) -> tuple[str, str, int, 
     counts it."""
     if label == "exhaustive":
         return label, f"all {record['n']:,} inputs", int(record["n"]), int(record["n_wrong"])
-    kind = next((kind for kind, prefix in _PREFIX.items() if label.startswith(prefix)), None)
-    if kind is None:
-        raise ToybookError(f"no measurement is recorded as {label!r}")
-    if kind == "addition":
-        n_sets = sum(count for count, _ in record["sets"].values())
-        n, what = record["n_random"] + n_sets, (f"{record['n_random']:,} random questions "
-                                                f"(seed {record['seed']}) and {n_sets:,} hand-built")
-    elif kind == "majority":
-        n, what = record["n"], f"the last position of {record['n']:,} sequences (seed {record['seed']})"
-    else:
-        n, what = record["n"], f"{record['n']:,} random sequences (seed {record['seed']})"
-    return label, what, int(n), _RECORDED_WRONG[kind](record)
+    from toybook.tasks import task_parts
+
+    kinds = [module.SAMPLED for module in task_parts("measure")] + [RANDOM]
+    sampled = next((kind for kind in kinds if label.startswith(kind.prefix)), None)
+    if sampled is None:
+        raise ToybookError(f"no measurement is recorded as {label!r}; labels start with "
+                           f"'exhaustive' or one of {', '.join(repr(k.prefix) for k in kinds)}")
+    n, what = sampled.describe(record)
+    return label, what, int(n), sampled.recorded_wrong(record)
 
 
 def is_small(task: Task) -> bool:
     return task.n_inputs is not None and task.n_inputs <= SMALL_INPUT_SPACE
 
 
-def _sampled_kind(task: Task) -> str:
-    return task.name if task.name in ("addition", "majority") else "random"
+def sampled_measurement(task: Task) -> SampledMeasurement:
+    """The task's own sampled measurement (its folder's ``measure.SAMPLED``), else :data:`RANDOM`."""
+    from toybook.tasks import task_part
+
+    module = task_part(task.name, "measure")
+    return RANDOM if module is None else module.SAMPLED
 
 
 def _exhaustive(model, task, batch_size, progress):
@@ -145,43 +157,11 @@ def _random(model, task, n, seed, batch_size, progress):
             result.n_wrong, details, {**result.to_dict(), "seed": seed})
 
 
-def _addition(model, task, n, seed, batch_size, progress):
-    from toybook.analysis.addition import addition_accuracy
+RANDOM = SampledMeasurement(
+    prefix="random_", parameters=("n", "seed"), run=_random,
+    recorded_wrong=lambda record: int(record["n_wrong"]),
+    describe=lambda record: (record["n"], f"{record['n']:,} random sequences (seed {record['seed']})"),
+)
 
-    result = addition_accuracy(model, task, n, seed, batch_size=batch_size, progress=progress)
-    n_sets = sum(count for count, _ in result.sets.values())
-    wrong = result.random_wrong + sum(wrong for _, wrong in result.sets.values())
-    details = [f"{n:,} random questions: {result.random_wrong:,} wrong; per answer digit "
-               f"{result.random_wrong_per_digit}",
-               *(f"{name:<10} {count:>6,} questions, {wrong_here:,} wrong"
-                 for name, (count, wrong_here) in result.sets.items())]
-    return (f"accuracy_{n}_seed{seed}", f"{n:,} random questions (seed {seed}) and "
-            f"{n_sets:,} hand-built", n + n_sets, wrong, details, result.to_dict())
-
-
-def _majority(model, task, n, seed, batch_size, progress):
-    from toybook.analysis.majority import majority_accuracy
-
-    result = majority_accuracy(model, task, n, seed, batch_size=batch_size, progress=progress)
-    details = [f"last-position ties: {result.tie_acc:.4%} of {result.tie_n:,}",
-               f"all positions: {result.all_acc:.5%}",
-               *(f"margin {margin} at the last position: {right:,}/{count:,} = "
-                 f"{right / count:.4%}"
-                 for margin, (count, right) in list(result.by_margin_last.items())[:6])]
-    return (f"uniform_{n}_seed{seed}", f"the last position of {n:,} sequences (seed {seed})",
-            n, result.last_wrong, details, result.to_dict())
-
-
-_KINDS = {"exhaustive": _exhaustive, "random": _random, "addition": _addition,
-          "majority": _majority}
-_PREFIX = {"random": "random_", "addition": "accuracy_", "majority": "uniform_"}
-_PARAMETERS = {"random": ("n", "seed"), "addition": ("n_random", "seed"),
-               "majority": ("n", "seed")}
-_RECORDED_WRONG = {
-    "random": lambda record: int(record["n_wrong"]),
-    "addition": lambda record: int(record["random_wrong"])
-    + sum(wrong for _, wrong in record["sets"].values()),
-    "majority": lambda record: int(record["last_wrong"]),
-}
-
-__all__ = ["DEFAULT_N", "DEFAULT_SEED", "Measurement", "describe_record", "measure", "remeasure"]
+__all__ = ["DEFAULT_N", "DEFAULT_SEED", "RANDOM", "Measurement", "SampledMeasurement",
+           "describe_record", "measure", "remeasure", "sampled_measurement"]

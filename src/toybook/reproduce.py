@@ -13,7 +13,7 @@ What "reproduced" means depends on where the rerun happens (see
 Either way the report shows the largest logit difference on a fixed input set.
 
     from toybook.reproduce import reproduce
-    report = reproduce(toybook.zoo.shipped_path("max_of_2"), out_dir="checkpoints/reproduced")
+    report = reproduce(toybook.zoo.shipped_path(name), out_dir="checkpoints/reproduced")
     print(report)     # one screen: environment, weights, logits, accuracy, claims, verdict
 """
 
@@ -28,7 +28,7 @@ import torch
 from toybook.checkpoint import (
     Checkpoint, check_writable, checkpoint_files, load_checkpoint, save_checkpoint,
 )
-from toybook.claims import CLAIMS, ClaimResult, check_claims
+from toybook.claims import ClaimResult, check_claims, has_claims
 from toybook.environment import bit_identity_mismatch, current_environment, describe
 from toybook.errors import ToybookError
 from toybook.measurement import remeasure
@@ -166,7 +166,7 @@ def reproduce(
     if not identical:
         log(f"{shipped.name}: weights differ; measuring accuracy as recorded")
         accuracy = accuracy_check(retrained, shipped.metadata.get("evaluations", {}), progress)
-    claims = check_claims(shipped.name, retrained.model) if shipped.name in CLAIMS else []
+    claims = check_claims(shipped.name, retrained.model) if has_claims(shipped.name) else []
     return Reproduction(
         name=shipped.name, recorded_environment=recorded, environment=environment,
         mismatch=mismatch, bit_identical=identical, max_logit_diff=max_diff,

@@ -2,7 +2,7 @@
 its chapter puts the shipped model through — the chapter's accuracy measurement, every
 circuit claim of :mod:`toybook.claims`, and when it generalised.
 
-    toybook sweep max_of_2 --seeds 1-10 --out checkpoints/seeds
+    toybook sweep NAME --seeds 1-10 --out checkpoints/seeds
 
 Seed ``s`` of preset ``P`` is the checkpoint ``OUT/P_s<s>`` (``toybook train P --seed s``
 reproduces it on the same kind of machine). Its accuracy is recorded in its own sidecar;
@@ -166,8 +166,8 @@ def sweep(
 
 
 def recorded_not_shipped() -> list[SeedResult]:
-    """Seed models whose sweep the package records but whose weights it does not ship (the
-    addition seeds: too large); each result names its weights' SHA-256 and its command."""
+    """Seed models whose sweep the package records but whose weights it does not ship (too
+    large to ship); each result names its weights' SHA-256 and its command."""
     from toybook.zoo import SHIPPED_DIR, shipped_names
 
     shipped = set(shipped_names())

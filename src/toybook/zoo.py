@@ -1,7 +1,7 @@
 """The shipped models: checkpoints inside the package, loadable with no network.
 
 ``load_model(name)`` takes a task name (that task's default, best model) or a variant's
-name (e.g. ``addition_1l``). Checkpoints live in ``toybook/checkpoints/`` as
+name (``TASK_VARIANT``) or a seed model's (``NAME_sN``). Checkpoints live in ``toybook/checkpoints/`` as
 ``NAME.safetensors`` + ``NAME.json``.
 """
 
@@ -37,8 +37,8 @@ class ModelInfo:
 
 
 def shipped_names() -> list[str]:
-    """The shipped models' names, seed models in numeric order (``max_of_2_s2`` before
-    ``max_of_2_s10``)."""
+    """The shipped models' names, seed models in numeric order (``NAME_s2`` before
+    ``NAME_s10``)."""
     def natural(name: str) -> list[Any]:
         return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name)]
 

@@ -9,7 +9,7 @@ Without normalization or MLPs, the logits at a query position are an exact sum o
 
 and because the key side is linear, every attention score splits into a token part and a
 position part. :func:`one_layer_circuits` computes all these pieces in float64 for one
-query (a token at a position), e.g. ``=`` at the last position of ``max_of_2``.
+query (a token at a position), e.g. the separator at a task's last position.
 
 Shapes: V_in ``d_vocab``, V ``d_vocab_out``, T ``n_ctx``.
 """

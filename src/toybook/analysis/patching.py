@@ -1,23 +1,94 @@
-"""Activation patching: copy one activation from a clean run into a corrupted run.
+"""Activation patching: copy activations from a run on other inputs into this run.
 
 Clean and corrupted inputs differ in one thing (say, ``idx``). Patching the clean value
 of one activation at one position into the corrupted run and measuring how far the
 output moves back towards the clean answer says whether that activation, there, carries
-the difference. :func:`patching_grid` does this for every (activation, position) pair.
+the difference. One function does the patching, :func:`run_with_patches`; the rest are
+thin variants of it:
 
-Shapes: B batch, T ``n_ctx``, N hook names, M metric outputs.
+- :func:`patching_grid`: every (activation, position) pair in turn, one metric each;
+- :func:`patched_answers`: several named sets of patches from one source run, each
+  reduced to answers (e.g. one position's argmax).
+
+A :class:`Patch` names an activation (a TransformerLens hook name), the positions to
+copy (all where ``None``) and, for per-head activations such as ``hook_z`` and
+``hook_pattern``, the heads (all where ``None``).
+
+Shapes: B batch, T ``n_ctx``, N hook names, M metric outputs, V ``d_vocab_out``.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
 from toybook.analysis.ablation import overwrite_hook
+from toybook.errors import ToybookError
 
 Metric = Callable[[Tensor], Tensor]  # logits [B, T, V] -> [M]
+
+
+@dataclass(frozen=True)
+class Patch:
+    """Activation ``hook`` at ``positions`` (every position where ``None``), and only
+    ``heads`` of a per-head activation (every head where ``None``), to be copied from the
+    source run."""
+
+    hook: str
+    positions: tuple[int, ...] | None = None
+    heads: tuple[int, ...] | None = None
+
+    @property
+    def index(self) -> tuple:
+        """The index of the patched entries in the activation ``[B, T, ...]``."""
+        positions = None if self.positions is None else torch.tensor(self.positions)
+        if self.heads is None:
+            return (slice(None),) if positions is None else (slice(None), positions)
+        heads = torch.tensor(self.heads)
+        if positions is None:
+            return (slice(None), slice(None), heads)
+        return (slice(None), positions[:, None], heads[None, :])
+
+
+@torch.no_grad()
+def source_cache(model: torch.nn.Module, source: Tensor, patches: Sequence[Patch]):
+    """The activations ``patches`` copy, from one run of ``model`` on ``source``: pass it to
+    :func:`run_with_patches` as ``cache`` to patch many times from one source run."""
+    names = {patch.hook for patch in patches}
+    _, cache = model.run_with_cache(source, names_filter=lambda name: name in names)
+    missing = names - set(cache.keys())
+    if missing:
+        raise ToybookError(f"the model has no activations named {sorted(missing)}; hook names "
+                           "look like 'blocks.0.hook_attn_out' or 'blocks.1.attn.hook_z'")
+    return cache
+
+
+@torch.no_grad()
+def run_with_patches(
+    model: torch.nn.Module, tokens: Tensor, patches: Sequence[Patch],
+    source: Tensor | None = None, cache=None,
+) -> Tensor:
+    """Logits ``[B, T, V]`` of ``tokens`` with every activation in ``patches`` taken from the
+    run on ``source`` (or from ``cache``, :func:`source_cache` of such a run): the one
+    patching function every chapter uses."""
+    if (source is None) == (cache is None):
+        raise ToybookError("run_with_patches needs exactly one of source= (inputs) or cache= "
+                           "(source_cache of a run)")
+    if source is not None:
+        if source.shape != tokens.shape:
+            raise ToybookError(f"source {list(source.shape)} and tokens {list(tokens.shape)} "
+                               "differ in shape; patching copies row by row")
+        cache = source_cache(model, source, patches)
+    hooks = []
+    for patch in patches:
+        if patch.hook not in cache:
+            raise ToybookError(f"the source cache holds no activation {patch.hook!r}")
+        where = patch.index
+        hooks.append((patch.hook, overwrite_hook(where, cache[patch.hook][where])))
+    return model.run_with_hooks(tokens, fwd_hooks=hooks)
 
 
 @torch.no_grad()
@@ -31,23 +102,35 @@ def patching_grid(
     at position ``t`` taken from the clean run (all batch rows at once).
     """
     if clean.shape != corrupted.shape:
-        raise ValueError(f"clean {list(clean.shape)} and corrupted {list(corrupted.shape)} differ in shape")
-    names = set(hook_names)
-    clean_logits, cache = model.run_with_cache(clean, names_filter=lambda name: name in names)
-    missing = names - set(cache.keys())
-    if missing:
-        raise KeyError(f"the model has no activations named {sorted(missing)}")
-    clean_metric = metric(clean_logits)
+        raise ToybookError(f"clean {list(clean.shape)} and corrupted {list(corrupted.shape)} "
+                           "differ in shape")
+    every = [Patch(name, (position,)) for name in hook_names for position in range(clean.shape[1])]
+    cache = source_cache(model, clean, every)
+    clean_metric = metric(model(clean))
     corrupted_metric = metric(model(corrupted))
-    n_ctx = clean.shape[1]
-    patched = torch.empty(len(hook_names), n_ctx, *clean_metric.shape)
-    for n, name in enumerate(hook_names):
-        for position in range(n_ctx):
-            hook = overwrite_hook((slice(None), position), cache[name][:, position])
-            patched[n, position] = metric(model.run_with_hooks(corrupted, fwd_hooks=[(name, hook)]))
+    patched = torch.empty(len(hook_names), clean.shape[1], *clean_metric.shape)
+    for i, patch in enumerate(every):
+        n, position = divmod(i, clean.shape[1])
+        patched[n, position] = metric(run_with_patches(model, corrupted, [patch], cache=cache))
     return patched, clean_metric, corrupted_metric
+
+
+@torch.no_grad()
+def patched_answers(
+    model: torch.nn.Module, tokens: Tensor, source: Tensor,
+    patch_sets: Mapping[str, Sequence[Patch]], answers: Callable[[Tensor], Tensor],
+) -> dict[str, Tensor]:
+    """``{label: answers(logits)}`` for each named set of patches copied from one run on
+    ``source``; ``answers`` reduces logits ``[B, T, V]`` (e.g. to one position's argmax)."""
+    cache = source_cache(model, source, [patch for patches in patch_sets.values() for patch in patches])
+    return {label: answers(run_with_patches(model, tokens, patches, cache=cache))
+            for label, patches in patch_sets.items()}
 
 
 def recovered_fraction(patched: Tensor, clean: Tensor, corrupted: Tensor) -> Tensor:
     """``(patched - corrupted) / (clean - corrupted)``: 0 = no effect, 1 = fully clean."""
     return (patched - corrupted) / (clean - corrupted)
+
+
+__all__ = ["Metric", "Patch", "patched_answers", "patching_grid", "recovered_fraction",
+           "run_with_patches", "source_cache"]

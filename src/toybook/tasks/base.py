@@ -56,6 +56,7 @@ class Task(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    order: ClassVar[int]  # place in ``list_tasks()``
     group_slot: ClassVar[str | None] = None  # exhaustive results are also split by this slot
     # runs of `prefix_run` consecutive ranks share their first `shared_prefix` tokens
     shared_prefix: ClassVar[int] = 0
@@ -147,9 +148,12 @@ class Task(ABC):
         """``stop`` (default: all) after checking ``0 <= start <= stop <= n_inputs``."""
         total = self.n_inputs
         if total is None:
+            from toybook.tasks import get_task, list_tasks
+
             raise ToybookError(
                 f"task {self.name!r} does not enumerate its inputs; exhaustive evaluation "
-                "needs a task with a finite, enumerable input space (list_update, max_of_2)"
+                "needs a task with a finite, enumerable input space; these have one: "
+                + ", ".join(name for name in list_tasks() if get_task(name).n_inputs is not None)
             )
         stop = total if stop is None else stop
         if not 0 <= start <= stop <= total:

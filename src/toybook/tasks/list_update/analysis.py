@@ -14,8 +14,7 @@ import torch
 from torch import Tensor
 
 from toybook.analysis.ablation import mean_activation, run_with_ablations
-from toybook.tasks import ListUpdateTask
-from toybook.tasks.list_update import LIST_LEN, N_VALUES
+from toybook.tasks.list_update.task import LIST_LEN, N_VALUES, ListUpdateTask
 
 IDX_POS, ELT_POS, NL_POS = 5, 6, 7
 QUERY_POS = (7, 8, 9)  # where b0, b1, b2 are predicted

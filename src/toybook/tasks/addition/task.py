@@ -77,6 +77,7 @@ class AdditionTask(Task):
     enrich_pair_prob: float = 0.4
 
     name: ClassVar[str] = "addition"
+    order: ClassVar[int] = 1
     description: ClassVar[str] = "n-digit addition (default n = 5), one answer digit per token"
 
     def __post_init__(self) -> None:

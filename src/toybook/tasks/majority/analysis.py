@@ -13,10 +13,11 @@ import torch
 from torch import Tensor
 
 from toybook.analysis.ablation import overwrite_hook
+from toybook.analysis.patching import Patch, run_with_patches
 from toybook.evaluation import (
     batch_rows, batched_cache, batched_logits, forward_batches, fresh_inputs,
 )
-from toybook.tasks import MajorityTask
+from toybook.tasks.majority.task import MajorityTask
 
 ATTN_OUT = "blocks.0.hook_attn_out"
 NEURONS = "blocks.0.mlp.hook_post"
@@ -116,16 +117,11 @@ def permuted_prefixes(tokens: Tensor, position: int, seed: int = 0) -> Tensor:
     return shuffled
 
 
-@torch.no_grad()
 def patch_attention_output(
     model: torch.nn.Module, tokens: Tensor, donor: Tensor, position: int
 ) -> Tensor:
     """Logits of ``tokens`` with the attention output at ``position`` taken from ``donor``."""
-    _, cache = model.run_with_cache(donor, names_filter=ATTN_OUT)
-    donated = cache[ATTN_OUT][:, position]
-
-    hook = overwrite_hook((slice(None), position), donated)
-    return model.run_with_hooks(tokens, fwd_hooks=[(ATTN_OUT, hook)])
+    return run_with_patches(model, tokens, [Patch(ATTN_OUT, (position,))], source=donor)
 
 
 @torch.no_grad()

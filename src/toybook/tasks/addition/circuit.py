@@ -14,7 +14,7 @@ Three questions, three tools:
   column for a cascade), and :func:`donor_agreement` patches chosen activations from
   the donor into the clean run and measures how often ``A_j`` becomes the donor's.
 
-Columns are indexed from the units (column 0) as in :mod:`toybook.tasks.addition`.
+Columns are indexed from the units (column 0) as in :mod:`toybook.tasks.addition.task`.
 Shapes: B questions, T ``n_ctx``, L layers, H heads, A = n + 1 answer digits in answer
 order (``A_n`` first).
 """
@@ -28,21 +28,22 @@ import torch
 from torch import Tensor
 
 from toybook.analysis.ablation import mean_activation, overwrite_hook
-from toybook.tasks import AdditionTask
-from toybook.tasks.addition import QuestionClass
+from toybook.analysis.patching import Patch, patched_answers
+from toybook.errors import ToybookError
+from toybook.tasks.addition.task import AdditionTask, QuestionClass
 
 
 def prediction_position(task: AdditionTask, column: int) -> int:
     """The position whose logits predict answer digit ``A_column`` (A_n at the ``=``)."""
     if not 0 <= column <= task.n_digits:
-        raise ValueError(f"answer digits are A0..A{task.n_digits}, got A{column}")
+        raise ToybookError(f"answer digits are A0..A{task.n_digits}, got A{column}")
     return 2 * task.n_digits + 1 + task.n_digits - column
 
 
 def operand_positions(task: AdditionTask, column: int) -> tuple[int, int]:
     """Positions of ``x_column`` and ``y_column``."""
     if not 0 <= column < task.n_digits:
-        raise ValueError(f"operand columns are 0..{task.n_digits - 1}, got {column}")
+        raise ToybookError(f"operand columns are 0..{task.n_digits - 1}, got {column}")
     n = task.n_digits
     return n - 1 - column, 2 * n - column
 
@@ -149,7 +150,7 @@ def carry_pairs(task: AdditionTask, column: int, n: int = 1000, seed: int = 0) -
     """The donor redraws the digits of ``column - 1``: only the carry into ``column`` can
     change (``column`` in 1..n)."""
     if column < 1:
-        raise ValueError("A0 receives no carry")
+        raise ToybookError("A0 receives no carry")
     return _redraw_column(task, column - 1, column, n, seed)
 
 
@@ -158,7 +159,7 @@ def cascade_pairs(task: AdditionTask, column: int, n: int = 2000, seed: int = 0)
     whatever carry reaches ``column - 1`` from below; the donor redraws every column below
     ``column - 1``, and pairs are kept where that cascaded carry differs (``column`` in 2..n)."""
     if column < 2:
-        raise ValueError(f"a cascade into A{column} needs a column below column {column - 1}")
+        raise ToybookError(f"a cascade into A{column} needs a column below column {column - 1}")
     generator = torch.Generator().manual_seed(seed)
     x, y = _digits(task, n, generator)
     y[:, column - 1] = 9 - x[:, column - 1]
@@ -169,38 +170,19 @@ def cascade_pairs(task: AdditionTask, column: int, n: int = 2000, seed: int = 0)
     return _keep_changed(task, task.encode_digits(x, y), task.encode_digits(x2, y2), column)
 
 
-@dataclass(frozen=True)
-class Patch:
-    """Activation ``hook`` at ``positions`` (and only ``heads``, for per-head hooks such as
-    ``hook_z``), to be copied from the donor run."""
-
-    hook: str
-    positions: tuple[int, ...]
-    heads: tuple[int, ...] | None = None
-
-
 @torch.no_grad()
 def donor_agreements(
     model: torch.nn.Module, task: AdditionTask, pairs: QuestionPairs,
     patch_sets: Mapping[str, Sequence[Patch]],
 ) -> dict[str, float]:
-    """:func:`donor_agreement` of each named set of patches, from one donor run."""
-    names = {patch.hook for patches in patch_sets.values() for patch in patches}
-    _, cache = model.run_with_cache(pairs.donor, names_filter=lambda name: name in names)
+    """:func:`donor_agreement` of each named set of patches, from one donor run
+    (:func:`toybook.analysis.patching.patched_answers`)."""
     index = task.n_digits - pairs.column
     donor_answer = task.targets(pairs.donor)[:, index]
-    agreements = {}
-    for label, patches in patch_sets.items():
-        hooks = []
-        for patch in patches:
-            positions = torch.tensor(patch.positions)
-            where = ((slice(None), positions) if patch.heads is None
-                     else (slice(None), positions[:, None], torch.tensor(patch.heads)[None, :]))
-            hooks.append((patch.hook, overwrite_hook(where, cache[patch.hook][where])))
-        logits = model.run_with_hooks(pairs.clean, fwd_hooks=hooks)
-        predicted = task.answer_logits(logits)[:, index].argmax(-1)
-        agreements[label] = (predicted == donor_answer).double().mean().item()
-    return agreements
+    predicted = patched_answers(model, pairs.clean, pairs.donor, patch_sets,
+                                lambda logits: task.answer_logits(logits)[:, index].argmax(-1))
+    return {label: (answer == donor_answer).double().mean().item()
+            for label, answer in predicted.items()}
 
 
 def donor_agreement(model: torch.nn.Module, task: AdditionTask, pairs: QuestionPairs, patches: Sequence[Patch]) -> float:

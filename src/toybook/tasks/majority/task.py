@@ -26,6 +26,7 @@ class MajorityTask(Task):
     """
 
     name: ClassVar[str] = "majority"
+    order: ClassVar[int] = 2
     description: ClassVar[str] = "running majority of 128 values in 0..9 (ties → smallest)"
 
     @property

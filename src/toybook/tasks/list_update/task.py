@@ -27,6 +27,7 @@ class ListUpdateTask(Task):
     """
 
     name: ClassVar[str] = "list_update"
+    order: ClassVar[int] = 0
     description: ClassVar[str] = "a[idx] = elt on a list of 3 values in 0..49"
     group_slot: ClassVar[str] = "idx"
     shared_prefix: ClassVar[int] = 5  # BOS a0 a1 a2 NL: the same for every (idx, elt)

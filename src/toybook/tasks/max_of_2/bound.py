@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from toybook.analysis.circuits import OneLayerCircuits, one_layer_circuits
-from toybook.tasks.max_of_2 import EQUALS, N_VALUES
+from toybook.tasks.max_of_2.task import EQUALS, N_VALUES
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from toybook.evaluation import batch_rows, forward_batches, fresh_inputs
-from toybook.tasks import AdditionTask
+from toybook.tasks.addition.task import AdditionTask
 
 # digit pairs (x_j, y_j) by what the column does: no carry and not 9, exactly 9, a carry
 _PAIRS = {

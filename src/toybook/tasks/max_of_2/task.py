@@ -27,6 +27,7 @@ class MaxOf2Task(Task):
     train_gaps: tuple[int, ...] = (0, 1, 2, 17)
 
     name: ClassVar[str] = "max_of_2"
+    order: ClassVar[int] = 3
     description: ClassVar[str] = "max(a, b) for a, b in 0..63, trained on 408 of 4096 pairs"
 
     def __post_init__(self) -> None:

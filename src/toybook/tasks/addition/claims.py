@@ -1,0 +1,112 @@
+"""The addition chapter's claims: which layer and heads carry base add, the carry and the
+cascade (column patching); what the 1-layer model gets right and wrong."""
+
+from __future__ import annotations
+
+from toybook.claims import Claim
+from toybook.tasks.addition.presets import ADDITION, ADDITION_1L
+from toybook.tasks.addition.task import AdditionTask
+
+
+def addition_claims() -> tuple[Claim, ...]:
+    from toybook.tasks.addition.circuit import (
+        Patch, base_add_pairs, carry_pairs, cascade_pairs, donor_agreement, donor_agreements,
+        prediction_position,
+    )
+
+    task = AdditionTask()
+
+    def z(layer, heads, position):
+        return Patch(f"blocks.{layer}.attn.hook_z", (position,), tuple(heads))
+
+    def attn(layer, position):
+        return Patch(f"blocks.{layer}.hook_attn_out", (position,))
+
+    def base_add(patches, reduce):
+        def measure(model):
+            values = []
+            for j in range(task.n_digits):
+                pairs, q = base_add_pairs(task, j, n=200, seed=100 + j), prediction_position(task, j)
+                values.append(donor_agreement(model, task, pairs, patches(q)))
+            return reduce(values)
+        return measure
+
+    def carry_a1(heads):
+        def measure(model):
+            chosen = range(model.cfg.n_heads) if heads is None else heads
+            return donor_agreement(model, task, carry_pairs(task, 1, n=200, seed=7),
+                                   [z(0, chosen, prediction_position(task, 1))])
+        return measure
+
+    def carry_a1_attention(model):
+        q = prediction_position(task, 1)
+        return donor_agreement(model, task, carry_pairs(task, 1, n=200, seed=7),
+                               [attn(0, q), attn(1, q)])
+
+    def cascade_layer1(columns):
+        def measure(model):
+            return min(
+                donor_agreement(model, task, cascade_pairs(task, c, n=400, seed=30 + c),
+                                [attn(1, prediction_position(task, c))])
+                for c in columns
+            )
+        return measure
+
+    def no_single_head(model):
+        """The largest, over single L0 heads, of that head's smallest agreement over digits."""
+        per_head = []
+        for j in range(task.n_digits):
+            pairs, q = base_add_pairs(task, j, n=200, seed=100 + j), prediction_position(task, j)
+            sets = {str(h): [z(0, [h], q)] for h in range(model.cfg.n_heads)}
+            per_head.append(donor_agreements(model, task, pairs, sets))
+        return max(min(row[str(h)] for row in per_head) for h in range(model.cfg.n_heads))
+
+    def all_layer0_heads(q):
+        return [Patch("blocks.0.attn.hook_z", (q,))]
+
+    return (
+        Claim("base_add_l0h0_l0h1", "L0H0 + L0H1 at A_j's position carry base add "
+              "(smallest patching agreement over A4..A0)",
+              base_add(lambda q: [z(0, [0, 1], q)], min), 0.95, 1.0, all_seeds=False),
+        Claim("base_add_one_head", "either head alone does not (largest agreement, L0H0)",
+              base_add(lambda q: [z(0, [0], q)], max), 0.0, 0.4, all_seeds=False),
+        Claim("base_add_not_l1", "layer 1 does not carry base add (largest agreement)",
+              base_add(lambda q: [attn(1, q)], max), 0.0, 0.05),
+        Claim("carry_a1_l0h2", "L0H2 reads the carry into A1 (patching agreement)",
+              carry_a1([2]), 0.95, 1.0, all_seeds=False),
+        Claim("cascade_layer1", "layer 1 resolves the cascade for A2..A4 (smallest "
+              "patching agreement)", cascade_layer1((2, 3, 4)), 0.95, 1.0, all_seeds=False),
+        Claim("base_add_layer0", "layer 0's heads at A_j's position carry base add (all four "
+              "patched; smallest agreement over A4..A0)", base_add(all_layer0_heads, min),
+              0.95, 1.0),
+        Claim("base_add_no_single_head", "no single L0 head carries it for every digit (the "
+              "best head's smallest agreement)", no_single_head, 0.0, 0.4),
+        Claim("carry_a1_layer0", "layer 0's heads at A1's position read the carry into A1 "
+              "(all four patched)", carry_a1(None), 0.95, 1.0, all_seeds=False),
+        Claim("carry_a1_attention", "the attention at A1's position, layers 0 and 1 together, "
+              "reads the carry into A1", carry_a1_attention, 0.95, 1.0),
+        Claim("cascade_layer1_a3_a4", "layer 1 resolves the cascade for A3 and A4 (smallest "
+              "patching agreement)", cascade_layer1((3, 4)), 0.95, 1.0),
+    )
+
+
+def addition_1l_claims() -> tuple[Claim, ...]:
+    from toybook.tasks.addition.analysis import addition_accuracy
+
+    task = AdditionTask()
+
+    def wrong(set_names):
+        def measure(model):
+            result = addition_accuracy(model, task, n_random=0, seed=777, per_layout=50)
+            return float(sum(result.sets[name][1] for name in set_names))
+        return measure
+
+    return (
+        Claim("base_add_right", "one layer suffices for base add (wrong answers on the BA set)",
+              wrong(["BA"]), 0.0, 0.0),
+        Claim("cascades_fail", "one layer fails on cascading carries (wrong answers on the "
+              "depth 2–4 cascade sets)", wrong(["Cascade2", "Cascade3", "Cascade4"]), 1.0),
+    )
+
+
+CLAIMS = {ADDITION.name: addition_claims, ADDITION_1L.name: addition_1l_claims}

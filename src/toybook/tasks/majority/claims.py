@@ -1,0 +1,58 @@
+"""The majority chapter's claims: uniform attention, a histogram, an MLP that answers."""
+
+from __future__ import annotations
+
+import torch
+
+from toybook.claims import Claim
+from toybook.tasks.majority.presets import MAJORITY
+from toybook.tasks.majority.task import MajorityTask
+
+
+def majority_claims() -> tuple[Claim, ...]:
+    from toybook.tasks.majority.analysis import (
+        ATTN_OUT, batched_logits, linear_fit_r2, patch_attention_output, permuted_prefixes,
+        running_histogram,
+    )
+
+    task = MajorityTask()
+    probe = task.generate(600, seed=7)
+
+    def uniformity(model):
+        _, cache = model.run_with_cache(probe, names_filter="blocks.0.attn.hook_pattern")
+        n = task.n_ctx
+        uniform = torch.tril(torch.ones(n, n)) / torch.arange(1, n + 1)[:, None]
+        return ((cache["blocks.0.attn.hook_pattern"] - uniform).abs().sum(-1) / 2).max().item()
+
+    def histogram_r2(model):
+        _, cache = model.run_with_cache(probe, names_filter=ATTN_OUT)
+        histogram = running_histogram(task, probe)[:, 32:].reshape(-1, 10)
+        return linear_fit_r2(histogram, cache[ATTN_OUT][:, 32:].reshape(len(histogram), -1))
+
+    def same_histogram_kept(model):
+        tokens, position = probe[:300], 127
+        base = batched_logits(model, tokens)[:, position].argmax(-1)
+        shuffled = permuted_prefixes(tokens, position, seed=position)
+        same = patch_attention_output(model, tokens, shuffled, position)[:, position].argmax(-1)
+        return (same == base).double().mean().item()
+
+    def mlp_share(model):
+        from toybook.tasks.majority.analysis import logit_contributions
+
+        names, contributions = logit_contributions(model, task, probe[:100])
+        mean = contributions.mean(0)[:, 16:]
+        return (mean[names.index("blocks.0.hook_mlp_out")] / mean.sum(0)).min().item()
+
+    return (
+        Claim("uniform_attention", "attention is uniform over the prefix (largest total "
+              "variation distance from uniform)", uniformity, 0.0, 0.1),
+        Claim("linear_in_histogram", "the attention output is linear in the running "
+              "histogram (R², positions ≥ 32)", histogram_r2, 0.98, 1.0),
+        Claim("order_irrelevant", "patching in the attention output of a shuffled prefix "
+              "keeps the prediction (fraction kept)", same_histogram_kept, 0.95, 1.0),
+        Claim("mlp_writes_answer", "the MLP's share of the direct logit attribution "
+              "(smallest over positions ≥ 16)", mlp_share, 0.9, float("inf")),
+    )
+
+
+CLAIMS = {MAJORITY.name: majority_claims}

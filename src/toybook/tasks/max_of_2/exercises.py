@@ -1,0 +1,45 @@
+"""The max-of-2 chapter's implement-exercise: the QK circuit's score for each key token."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from toybook.exercises import Case, Feedback, Mistake, check
+from toybook.tasks.max_of_2.presets import MAX_OF_2
+from toybook.tasks.max_of_2.task import EQUALS, MaxOf2Task
+
+
+def check_qk_token_scores(fn: Callable[[torch.nn.Module], Tensor]) -> Feedback:
+    """``fn(model) → [d_vocab]``: the attention score each key token gets from the query
+    ``=`` at position 2 through its embedding alone, scaled as the model scales it."""
+    from toybook.analysis.circuits import one_layer_circuits
+    from toybook.zoo import load_model
+
+    model = load_model(MAX_OF_2.name)
+    query_pos = MaxOf2Task().n_ctx - 1
+
+    def reference(model: torch.nn.Module) -> Tensor:
+        return one_layer_circuits(model, EQUALS, query_pos).qk_token
+
+    def unscaled(model: torch.nn.Module) -> Tensor:
+        return reference(model) * model.cfg.d_head**0.5
+
+    def no_query_position(model: torch.nn.Module) -> Tensor:
+        E, W_Q, W_K = model.W_E.double(), model.W_Q[0, 0].double(), model.W_K[0, 0].double()
+        return E @ W_K @ W_Q.T @ E[EQUALS] / model.cfg.d_head**0.5
+
+    cases = [Case("the shipped max_of_2 model", (model,))]
+    mistakes = [
+        Mistake(unscaled, "the scores are divided by sqrt(d_head) before the softmax"),
+        Mistake(no_query_position, "the query is the '=' token at position 2: its residual "
+                "stream is W_E[=] + W_pos[2], not the token embedding alone"),
+    ]
+    return check("QK token scores", fn, reference, cases, mistakes,
+                 "score(t) = (W_E[=] + W_pos[2]) W_Q W_K^T W_E[t]^T / sqrt(d_head)",
+                 tolerance=1e-4)
+
+
+__all__ = ["check_qk_token_scores"]

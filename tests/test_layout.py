@@ -1,0 +1,144 @@
+"""The package's layout: each task's knowledge in its folder, generic tools that know no task,
+registries discovered from the folders, and one patching function behind every variant."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import toybook
+from toybook.analysis.patching import Patch, patched_answers, patching_grid, run_with_patches
+from toybook.errors import ToybookError
+from toybook.tasks import task_part, task_parts
+
+PACKAGE = Path(toybook.__file__).parent
+TASK_NAMES = toybook.list_tasks()
+# modules allowed to name tasks: the task folders, and the two entry points
+ALLOWED = {PACKAGE / "__init__.py", PACKAGE / "cli.py"}
+
+
+def _generic_modules() -> list[Path]:
+    return [path for path in sorted(PACKAGE.rglob("*.py"))
+            if PACKAGE / "tasks" not in path.parents or path.parent == PACKAGE / "tasks"
+            if path not in ALLOWED]
+
+
+def _string_literals(tree: ast.AST) -> list[tuple[int, str]]:
+    """Every string constant of a module, docstrings included, with its line."""
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+
+
+def test_the_generic_modules_name_no_task():
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, TASK_NAMES)) + r")\w*")
+    found = []
+    for path in _generic_modules():
+        for line, text in _string_literals(ast.parse(path.read_text())):
+            quoted = [match.group(0) for match in pattern.finditer(text)
+                      if match.group(0) in TASK_NAMES or re.fullmatch(r"\w+_(s\d+|\w+)", match.group(0))]
+            if quoted:
+                found.append(f"{path.relative_to(PACKAGE)}:{line}: {quoted}")
+    assert not found, "task names outside the task folders:\n" + "\n".join(found)
+
+
+def test_the_generic_modules_import_no_task_folder_at_module_level():
+    for path in _generic_modules():
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not re.match(r"toybook\.tasks\.\w+", node.module) or \
+                    node.module == "toybook.tasks.base", f"{path.name} imports {node.module}"
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_every_task_folder_holds_its_parts(name):
+    folder = PACKAGE / "tasks" / name
+    assert (folder / "task.py").exists()
+    presets = task_part(name, "presets").PRESETS
+    claims = task_part(name, "claims").CLAIMS
+    assert presets and all(preset.task.name == name for preset in presets)
+    assert set(claims) == {preset.name for preset in presets}, "every preset is held to claims"
+    assert task_part(name, "exercises").__all__
+    assert task_part(name, "no_such_part") is None
+
+
+def test_registries_are_discovered_from_the_folders():
+    from toybook.claims import CLAIMS
+    from toybook.presets import PRESETS
+
+    assert list(PRESETS) == [p.name for module in task_parts("presets") for p in module.PRESETS]
+    assert set(CLAIMS) == set(PRESETS)
+    checkers = {name for module in task_parts("exercises") for name in module.__all__}
+    import toybook.exercises as exercises
+    assert all(callable(getattr(exercises, name)) for name in checkers)
+    with pytest.raises(AttributeError):
+        exercises.check_nothing_of_the_sort  # noqa: B018
+    with pytest.raises(ToybookError, match="unknown task"):
+        task_part("no_such_task", "claims")
+
+
+# ---- one patching function ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def addition_model():
+    return toybook.load_model("addition")
+
+
+@pytest.mark.parametrize("positions, heads", [
+    ((5,), None), ((5, 7), None), (None, None), ((6, 9), (0, 2)), (None, (1,)), ((4,), (3,)),
+])
+def test_run_with_patches_writes_exactly_the_named_entries(addition_model, positions, heads):
+    """Against a hand-written hook: the same entries copied, nothing else touched."""
+    task = toybook.get_task("addition")
+    tokens, source = task.generate(8, seed=1), task.generate(8, seed=2)
+    hook = "blocks.0.attn.hook_z" if heads is not None else "blocks.0.hook_attn_out"
+    _, cache = addition_model.run_with_cache(source, names_filter=hook)
+    donor = cache[hook]
+    every_position = range(tokens.shape[1]) if positions is None else positions
+
+    def by_hand(activation, hook=None):
+        out = activation.clone()
+        for p in every_position:
+            if heads is None:
+                out[:, p] = donor[:, p]
+            for h in heads or ():
+                out[:, p, h] = donor[:, p, h]
+        return out
+
+    expected = addition_model.run_with_hooks(tokens, fwd_hooks=[(hook, by_hand)])
+    got = run_with_patches(addition_model, tokens, [Patch(hook, positions, heads)], source=source)
+    assert torch.equal(got, expected)
+
+
+def test_the_variants_are_run_with_patches(addition_model):
+    task = toybook.get_task("addition")
+    clean, corrupted = task.generate(6, seed=3), task.generate(6, seed=4)
+    metric = lambda logits: logits[:, -1].max(-1).values.mean()[None]  # noqa: E731
+    grid, _, _ = patching_grid(addition_model, clean, corrupted, ["blocks.1.hook_attn_out"], metric)
+    for position in (0, 8, 17):
+        alone = run_with_patches(addition_model, corrupted, [Patch("blocks.1.hook_attn_out", (position,))],
+                                 source=clean)
+        assert torch.equal(grid[0, position], metric(alone))
+    sets = {"a": [Patch("blocks.0.hook_attn_out", (10,))], "b": [Patch("blocks.0.attn.hook_z", (12,), (1,))]}
+    answers = patched_answers(addition_model, corrupted, clean, sets, lambda logits: logits.argmax(-1))
+    for label, patches in sets.items():
+        logits = run_with_patches(addition_model, corrupted, patches, source=clean)
+        assert torch.equal(answers[label], logits.argmax(-1))
+
+
+def test_run_with_patches_names_bad_input(addition_model):
+    task = toybook.get_task("addition")
+    tokens, patch = task.generate(4, seed=0), Patch("blocks.0.hook_attn_out", (3,))
+    for call, message in [
+        ({}, "exactly one of"),
+        ({"source": tokens, "cache": {}}, "exactly one of"),
+        ({"source": tokens[:2]}, "differ in shape"),
+    ]:
+        with pytest.raises(ToybookError, match=message):
+            run_with_patches(addition_model, tokens, [patch], **call)
+    with pytest.raises(ToybookError, match="no activations named"):
+        run_with_patches(addition_model, tokens, [Patch("blocks.7.hook_attn_out")], source=tokens)
