@@ -8,10 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 
 import toybook
-from toybook.analysis.patching import Patch, patched_answers, patching_grid, run_with_patches
 from toybook.errors import ToybookError
 from toybook.tasks import task_part, task_parts
 
@@ -79,66 +77,3 @@ def test_registries_are_discovered_from_the_folders():
         exercises.check_nothing_of_the_sort  # noqa: B018
     with pytest.raises(ToybookError, match="unknown task"):
         task_part("no_such_task", "claims")
-
-
-# ---- one patching function ---------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def addition_model():
-    return toybook.load_model("addition")
-
-
-@pytest.mark.parametrize("positions, heads", [
-    ((5,), None), ((5, 7), None), (None, None), ((6, 9), (0, 2)), (None, (1,)), ((4,), (3,)),
-])
-def test_run_with_patches_writes_exactly_the_named_entries(addition_model, positions, heads):
-    """Against a hand-written hook: the same entries copied, nothing else touched."""
-    task = toybook.get_task("addition")
-    tokens, source = task.generate(8, seed=1), task.generate(8, seed=2)
-    hook = "blocks.0.attn.hook_z" if heads is not None else "blocks.0.hook_attn_out"
-    _, cache = addition_model.run_with_cache(source, names_filter=hook)
-    donor = cache[hook]
-    every_position = range(tokens.shape[1]) if positions is None else positions
-
-    def by_hand(activation, hook=None):
-        out = activation.clone()
-        for p in every_position:
-            if heads is None:
-                out[:, p] = donor[:, p]
-            for h in heads or ():
-                out[:, p, h] = donor[:, p, h]
-        return out
-
-    expected = addition_model.run_with_hooks(tokens, fwd_hooks=[(hook, by_hand)])
-    got = run_with_patches(addition_model, tokens, [Patch(hook, positions, heads)], source=source)
-    assert torch.equal(got, expected)
-
-
-def test_the_variants_are_run_with_patches(addition_model):
-    task = toybook.get_task("addition")
-    clean, corrupted = task.generate(6, seed=3), task.generate(6, seed=4)
-    metric = lambda logits: logits[:, -1].max(-1).values.mean()[None]  # noqa: E731
-    grid, _, _ = patching_grid(addition_model, clean, corrupted, ["blocks.1.hook_attn_out"], metric)
-    for position in (0, 8, 17):
-        alone = run_with_patches(addition_model, corrupted, [Patch("blocks.1.hook_attn_out", (position,))],
-                                 source=clean)
-        assert torch.equal(grid[0, position], metric(alone))
-    sets = {"a": [Patch("blocks.0.hook_attn_out", (10,))], "b": [Patch("blocks.0.attn.hook_z", (12,), (1,))]}
-    answers = patched_answers(addition_model, corrupted, clean, sets, lambda logits: logits.argmax(-1))
-    for label, patches in sets.items():
-        logits = run_with_patches(addition_model, corrupted, patches, source=clean)
-        assert torch.equal(answers[label], logits.argmax(-1))
-
-
-def test_run_with_patches_names_bad_input(addition_model):
-    task = toybook.get_task("addition")
-    tokens, patch = task.generate(4, seed=0), Patch("blocks.0.hook_attn_out", (3,))
-    for call, message in [
-        ({}, "exactly one of"),
-        ({"source": tokens, "cache": {}}, "exactly one of"),
-        ({"source": tokens[:2]}, "differ in shape"),
-    ]:
-        with pytest.raises(ToybookError, match=message):
-            run_with_patches(addition_model, tokens, [patch], **call)
-    with pytest.raises(ToybookError, match="no activations named"):
-        run_with_patches(addition_model, tokens, [Patch("blocks.7.hook_attn_out")], source=tokens)

@@ -26,17 +26,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import safetensors
-import safetensors.torch
-import torch
-from torch import Tensor
-from transformer_lens.model_bridge import TransformerBridge
-
+from toybook._lazy import lazy
 from toybook._version import __version__
-from toybook.environment import current_environment
+from toybook.configs import ModelConfig
 from toybook.errors import CheckpointError, ToybookError
-from toybook.model import ModelConfig, attach_task, build_model, check_compatible, count_parameters
 from toybook.tasks import Task, get_task
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+    from transformer_lens.model_bridge import TransformerBridge
+
+# torch, safetensors and TransformerLens load when weights are read or written, not when a
+# sidecar is (``toybook list`` reads sidecars only)
+safetensors = lazy("safetensors")
+safetensors_torch = lazy("safetensors.torch")
+model_lib = lazy("toybook.model")
 
 if TYPE_CHECKING:
     from toybook.training import TrainResult
@@ -98,7 +103,7 @@ def save_checkpoint(
     staged: list[tuple[Path, Path]] = []  # (temporary, final)
     try:
         weights_tmp = _stage(weights_path, staged)
-        safetensors.torch.save_file(_plain(result.model.state_dict()), weights_tmp)
+        safetensors_torch.save_file(_plain(result.model.state_dict()), weights_tmp)
         snapshots = None
         if result.snapshots:
             flat = {
@@ -107,7 +112,7 @@ def save_checkpoint(
                 for key, value in state.items()
             }
             snapshots_tmp = _stage(snapshots_path, staged)
-            safetensors.torch.save_file(_plain(flat), snapshots_tmp)
+            safetensors_torch.save_file(_plain(flat), snapshots_tmp)
             snapshots = {
                 "file": snapshots_path.name,
                 "sha256": sha256_file(snapshots_tmp),
@@ -124,8 +129,8 @@ def save_checkpoint(
                 "steps": result.train_config.steps,
                 "wall_time_s": round(result.wall_time_s, 2),
                 "device": result.device,
-                "n_parameters": count_parameters(result.model),
-                "environment": result.environment or current_environment(result.device),
+                "n_parameters": model_lib.count_parameters(result.model),
+                "environment": result.environment or lazy("toybook.environment").current_environment(result.device),
             },
             "final_metrics": result.final_metrics,
             "evaluations": {},
@@ -271,10 +276,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     try:
         task = get_task(metadata["task"]["name"], **metadata["task"].get("params", {}))
         model_config = ModelConfig.from_dict(metadata["model_config"])
-        check_compatible(task, model_config)
+        model_lib.check_compatible(task, model_config)
     except (ToybookError, TypeError) as error:
         raise CheckpointError(f"checkpoint {sidecar_path}: invalid configuration: {error}")
-    model = build_model(model_config, device=device)
+    model = model_lib.build_model(model_config, device=device)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -293,7 +298,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
             )
     model.load_state_dict(state, strict=True)
     model.eval()
-    attach_task(model, task)
+    model_lib.attach_task(model, task)
     model.toybook_name = metadata["name"]
     return Checkpoint(model, task, model_config, metadata, sidecar_path)
 
@@ -340,7 +345,7 @@ def _verified_tensors(path: Path, expected_sha256: str) -> dict[str, Tensor]:
             f"records {str(expected_sha256)[:16]}…; the file is corrupted or was modified"
         )
     try:
-        return safetensors.torch.load_file(path)
+        return safetensors_torch.load_file(path)
     except (safetensors.SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"cannot read {path.name} as safetensors: {error}")
 

@@ -22,96 +22,18 @@ Shapes: B batch, T sequence length, V ``d_vocab_out``.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 from torch import Tensor
-from transformer_lens.config import TransformerBridgeConfig
 from transformer_lens.model_bridge import TransformerBridge
 
-from toybook.config_checks import check_choice, check_integer, config_from_dict
+from toybook.configs import ACTIVATIONS, ModelConfig  # noqa: F401  (re-exported)
 from toybook.errors import ConfigError, InvalidTokensError
 from toybook.tasks.base import check_token_tensor
 
 if TYPE_CHECKING:
     from toybook.tasks import Task
-
-NORMALIZATIONS = ("LN", "LNPre", "RMS", "RMSPre", None)
-POSITIONAL_EMBEDDINGS = ("standard", "rotary", "shortformer")
-ACTIVATIONS = ("relu", "gelu", "gelu_new", "silu", "solu_ln")  # TransformerLens' native MLP
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The architecture of a toy transformer (maps onto ``TransformerBridgeConfig``)."""
-
-    n_layers: int
-    n_heads: int
-    d_model: int
-    d_head: int
-    d_vocab: int  # input tokens
-    d_vocab_out: int  # logits per position
-    n_ctx: int  # longest sequence
-    d_mlp: int | None = None  # None: attention-only
-    act_fn: str = "relu"  # MLP activation: relu, gelu, solu_ln, ...
-    normalization_type: str | None = "LN"  # LN, LNPre, RMS, RMSPre or None
-    positional_embedding_type: str = "standard"  # standard, rotary or shortformer
-    use_biases: bool = True  # False: every bias is zero and frozen
-
-    def __post_init__(self) -> None:
-        for field in ("n_layers", "n_heads", "d_model", "d_head", "d_vocab", "d_vocab_out", "n_ctx"):
-            check_integer("ModelConfig", field, getattr(self, field), minimum=1)
-        check_integer("ModelConfig", "d_mlp", self.d_mlp, minimum=1, optional=True)
-        check_choice("ModelConfig", "act_fn", self.act_fn, ACTIVATIONS)
-        check_choice("ModelConfig", "normalization_type", self.normalization_type, NORMALIZATIONS)
-        check_choice(
-            "ModelConfig", "positional_embedding_type", self.positional_embedding_type,
-            POSITIONAL_EMBEDDINGS,
-        )
-        check_choice("ModelConfig", "use_biases", self.use_biases, (True, False))
-
-    @property
-    def attn_only(self) -> bool:
-        return self.d_mlp is None
-
-    @property
-    def shortformer(self) -> bool:
-        return self.positional_embedding_type == "shortformer"
-
-    @classmethod
-    def for_task(cls, task: "Task", **architecture: Any) -> "ModelConfig":
-        """A config with the task's vocabulary sizes and context length filled in."""
-        return cls(
-            d_vocab=task.d_vocab, d_vocab_out=task.d_vocab_out, n_ctx=task.n_ctx, **architecture
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "ModelConfig":
-        return config_from_dict(cls, values)
-
-    def bridge_config(self, seed: int) -> TransformerBridgeConfig:
-        return TransformerBridgeConfig(
-            n_layers=self.n_layers,
-            n_heads=self.n_heads,
-            d_model=self.d_model,
-            d_head=self.d_head,
-            d_mlp=self.d_mlp,
-            d_vocab=self.d_vocab,
-            d_vocab_out=self.d_vocab_out,
-            n_ctx=self.n_ctx,
-            act_fn=self.act_fn,
-            attn_only=self.attn_only,
-            normalization_type=self.normalization_type,
-            positional_embedding_type=("standard" if self.shortformer
-                                       else self.positional_embedding_type),
-            seed=seed,
-        )
-
 
 def build_model(
     config: ModelConfig, seed: int = 0, device: str | torch.device = "cpu"

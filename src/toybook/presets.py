@@ -14,9 +14,8 @@ from types import MappingProxyType
 from typing import Any
 
 from toybook.errors import ToybookError
-from toybook.model import ModelConfig
+from toybook.configs import ModelConfig, TrainConfig
 from toybook.tasks import Task, task_parts
-from toybook.training import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,6 @@ behaves the same.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,65 +25,13 @@ from torch import Tensor
 from tqdm import tqdm
 from transformer_lens.model_bridge import TransformerBridge
 
-from toybook.config_checks import check_choice, check_integer, check_number, config_from_dict
+from toybook.configs import TrainConfig
 from toybook.environment import current_environment
-from toybook.errors import ConfigError, ToybookError
+from toybook.errors import ToybookError
 from toybook.model import (
     ModelConfig, attach_task, build_model, check_compatible, trainable_parameters,
 )
 from toybook.tasks import Task
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation and bookkeeping for one training run."""
-
-    steps: int = 2000  # optimizer steps (= epochs when training full-batch)
-    batch_size: int | None = 256  # None: the task's whole fixed training set each step
-    lr: float = 1e-3  # peak learning rate
-    betas: tuple[float, float] = (0.9, 0.98)
-    weight_decay: float = 0.1  # AdamW, on every trainable parameter
-    warmup_steps: int = 0  # linear warm-up from 0 to lr
-    schedule: str = "constant"  # after warm-up: "constant" or "cosine" (decays to 0)
-    grad_clip: float | None = None  # max gradient norm; None: no clipping
-    seed: int = 0  # model initialisation and data order
-    log_every: int = 100  # steps between metric records
-    eval_size: int = 4096  # held-out sequences for the eval metrics
-    snapshot_every: int | None = None  # steps between weight snapshots; None: none
-
-    def __post_init__(self) -> None:
-        owner = "TrainConfig"
-        check_integer(owner, "steps", self.steps, minimum=1)
-        check_integer(owner, "batch_size", self.batch_size, minimum=1, optional=True)
-        check_number(owner, "lr", self.lr, minimum=0.0, strict=True)
-        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
-            raise ConfigError(f"TrainConfig.betas must be two numbers in [0, 1), got {self.betas!r}")
-        for beta in self.betas:
-            check_number(owner, "betas", beta, minimum=0.0, maximum=0.999999)
-        object.__setattr__(self, "betas", tuple(self.betas))
-        check_number(owner, "weight_decay", self.weight_decay, minimum=0.0)
-        check_integer(owner, "warmup_steps", self.warmup_steps, minimum=0)
-        check_choice(owner, "schedule", self.schedule, ("constant", "cosine"))
-        check_number(owner, "grad_clip", self.grad_clip, minimum=0.0, strict=True, optional=True)
-        check_integer(owner, "seed", self.seed, minimum=0)
-        check_integer(owner, "log_every", self.log_every, minimum=1)
-        check_integer(owner, "eval_size", self.eval_size, minimum=1)
-        check_integer(owner, "snapshot_every", self.snapshot_every, minimum=1, optional=True)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        return config_from_dict(cls, values)
-
-    def lr_at(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return self.lr * (step + 1) / self.warmup_steps
-        if self.schedule == "constant":
-            return self.lr
-        progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
-        return self.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
 @dataclass

@@ -8,7 +8,9 @@ thin variants of it:
 
 - :func:`patching_grid`: every (activation, position) pair in turn, one metric each;
 - :func:`patched_answers`: several named sets of patches from one source run, each
-  reduced to answers (e.g. one position's argmax).
+  reduced to answers (e.g. one position's argmax);
+- path patching (``receivers=``): a sender's effect through chosen receivers only, e.g.
+  one layer's output into the next layer's keys (K-composition).
 
 A :class:`Patch` names an activation (a TransformerLens hook name), the positions to
 copy (all where ``None``) and, for per-head activations such as ``hook_z`` and
@@ -69,11 +71,20 @@ def source_cache(model: torch.nn.Module, source: Tensor, patches: Sequence[Patch
 @torch.no_grad()
 def run_with_patches(
     model: torch.nn.Module, tokens: Tensor, patches: Sequence[Patch],
-    source: Tensor | None = None, cache=None,
+    source: Tensor | None = None, cache=None, receivers: Sequence[Patch] | None = None,
+    frozen: Sequence[str] = (),
 ) -> Tensor:
     """Logits ``[B, T, V]`` of ``tokens`` with every activation in ``patches`` taken from the
     run on ``source`` (or from ``cache``, :func:`source_cache` of such a run): the one
-    patching function every chapter uses."""
+    patching function every chapter uses.
+
+    Path patching, where ``receivers`` is given: the patched activations (the senders) reach
+    the output only through ``receivers``. A first run of ``tokens`` with the senders
+    patched, and every activation named in ``frozen`` held at its value on ``tokens``, records
+    the receivers; the result is the run of ``tokens`` with only the receivers patched from
+    it. ``receivers=[Patch("blocks.1.attn.hook_v")]`` with L0's output as sender is the
+    L0 → L1 V-composition path; ``hook_q`` and ``hook_k`` give Q- and K-composition.
+    """
     if (source is None) == (cache is None):
         raise ToybookError("run_with_patches needs exactly one of source= (inputs) or cache= "
                            "(source_cache of a run)")
@@ -88,7 +99,20 @@ def run_with_patches(
             raise ToybookError(f"the source cache holds no activation {patch.hook!r}")
         where = patch.index
         hooks.append((patch.hook, overwrite_hook(where, cache[patch.hook][where])))
-    return model.run_with_hooks(tokens, fwd_hooks=hooks)
+    if receivers is None:
+        if frozen:
+            raise ToybookError("frozen= holds activations still on the path to receivers=; "
+                               "give receivers too (path patching)")
+        return model.run_with_hooks(tokens, fwd_hooks=hooks)
+    clash = set(frozen) & {patch.hook for patch in [*patches, *receivers]}
+    if clash:
+        raise ToybookError(f"{sorted(clash)} cannot be both frozen and patched or received")
+    if frozen:
+        own = source_cache(model, tokens, [Patch(name) for name in frozen])
+        hooks += [(name, overwrite_hook((slice(None),), own[name])) for name in frozen]
+    with model.hooks(fwd_hooks=hooks):
+        received = source_cache(model, tokens, receivers)
+    return run_with_patches(model, tokens, receivers, cache=received)
 
 
 @torch.no_grad()

@@ -18,12 +18,15 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-from torch import Tensor
-
+from toybook._lazy import lazy
 from toybook.errors import InvalidTokensError, ToybookError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy("torch")
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,7 @@ class Task(ABC):
 
     def token_labels(self, tokens: Tensor | list[int]) -> list[str]:
         """Readable labels for one sequence, e.g. ``["BOS", "a0=17", ..., "nl_0"]``."""
-        values = tokens.tolist() if isinstance(tokens, Tensor) else list(tokens)
+        values = tokens.tolist() if isinstance(tokens, torch.Tensor) else list(tokens)
         if len(values) > self.n_ctx or (values and isinstance(values[0], list)):
             raise InvalidTokensError(
                 f"token_labels takes one sequence of at most {self.n_ctx} tokens"
@@ -240,7 +243,7 @@ def check_token_tensor(
     tokens: Any, owner: str, d_vocab: int, n_ctx: int, *, exact_length: bool
 ) -> None:
     """Type, shape, length and range checks shared by tasks and models."""
-    if not isinstance(tokens, Tensor):
+    if not isinstance(tokens, torch.Tensor):
         raise InvalidTokensError(
             f"{owner}: tokens must be a torch.Tensor of token ids, got {type(tokens).__name__}"
         )

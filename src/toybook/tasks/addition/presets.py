@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from toybook.model import ModelConfig
+from toybook.configs import ModelConfig, TrainConfig
 from toybook.presets import Preset
 from toybook.tasks.addition.task import AdditionTask
-from toybook.training import TrainConfig
 
 _task = AdditionTask(n_digits=5, enrich_batch_prob=0.6, enrich_pair_prob=0.4)
 ADDITION = Preset(

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-from torch import Tensor
-
+from toybook._lazy import lazy
 from toybook.errors import ToybookError
 from toybook.tasks.base import Slot, Task
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+torch = lazy("torch")
 
 PLUS = 10
 MINUS = 11

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from toybook.model import ModelConfig
+from toybook.configs import ModelConfig, TrainConfig
 from toybook.presets import Preset
 from toybook.tasks.list_update.task import ListUpdateTask
-from toybook.training import TrainConfig
 
 _task = ListUpdateTask()
 LIST_UPDATE = Preset(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from toybook.model import ModelConfig
+from toybook.configs import ModelConfig, TrainConfig
 from toybook.presets import Preset
 from toybook.tasks.majority.task import MajorityTask
-from toybook.training import TrainConfig
 
 _task = MajorityTask()
 MAJORITY = Preset(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from toybook.model import ModelConfig
+from toybook.configs import ModelConfig, TrainConfig
 from toybook.presets import Preset
 from toybook.tasks.max_of_2.task import MaxOf2Task
-from toybook.training import TrainConfig
 
 _task = MaxOf2Task()
 MAX_OF_2 = Preset(
