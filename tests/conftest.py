@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -23,6 +24,10 @@ def record_reproducibility(request, name, level):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    built = config.stash.get(BUILT_BOOK, None)
+    if built:
+        terminalreporter.section("the book")
+        terminalreporter.line(built)
     lines = config.stash.get(REPRODUCIBILITY, [])
     if lines:
         terminalreporter.section("reproducibility checked")
@@ -50,15 +55,34 @@ def toc_files():
     return files
 
 
+def _stamped_site() -> Path | None:
+    """``_build/html`` where ``make book`` built it from this very commit (no changes)."""
+    spec = importlib.util.spec_from_file_location("build_stamp", ROOT / "scripts" / "build_stamp.py")
+    build_stamp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_stamp)
+    return build_stamp.reusable_site()
+
+
+BUILT_BOOK = pytest.StashKey[str]()
+
+
 @pytest.fixture(scope="session")
-def built_book(tmp_path_factory):
+def built_book(tmp_path_factory, pytestconfig):
     """The whole book built from scratch with warnings as errors: ``_build/html``.
 
-    ``TOYBOOK_BUILT_SITE=_build/html`` reuses an existing build (for iterating on the
-    browser tests); CI never sets it.
+    Reused instead of built again: the site ``make book`` stamped as built from the current
+    commit with no changes (``scripts/build_stamp.py``), or ``TOYBOOK_BUILT_SITE=_build/html``
+    (for iterating on the browser tests). A fresh clone, as in CI, has neither and builds.
     """
     if os.environ.get("TOYBOOK_BUILT_SITE"):
-        return Path(os.environ["TOYBOOK_BUILT_SITE"]).resolve()
+        site = Path(os.environ["TOYBOOK_BUILT_SITE"]).resolve()
+        pytestconfig.stash[BUILT_BOOK] = f"reused {site} (TOYBOOK_BUILT_SITE)"
+        return site
+    stamped = _stamped_site()
+    if stamped is not None:
+        pytestconfig.stash[BUILT_BOOK] = (f"reused {stamped.relative_to(ROOT)}: make book built "
+                                          f"it from this commit ({(stamped / '.built-from').read_text().strip()[:12]})")
+        return stamped
     if JUPYTER_BOOK is None:
         pytest.fail("jupyter-book is not installed: install the book extra (pip install -e '.[book]')")
     out = tmp_path_factory.mktemp("book")
@@ -67,4 +91,5 @@ def built_book(tmp_path_factory):
         capture_output=True, text=True, timeout=1800,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    pytestconfig.stash[BUILT_BOOK] = "built the book from scratch (no stamped build of this commit)"
     return out / "_build" / "html"
