@@ -122,10 +122,11 @@ def is_small(task: Task) -> bool:
 
 
 def sampled_measurement(task: Task) -> SampledMeasurement:
-    """The task's own sampled measurement (its folder's ``measure.SAMPLED``), else :data:`RANDOM`."""
-    from toybook.tasks import task_part
+    """The task's own sampled measurement (its folder's ``measure.SAMPLED``), else :data:`RANDOM`
+    (also for a task defined outside the task folders)."""
+    from toybook.tasks import task_names, task_part
 
-    module = task_part(task.name, "measure")
+    module = task_part(task.name, "measure") if task.name in task_names() else None
     return RANDOM if module is None else module.SAMPLED
 
 
