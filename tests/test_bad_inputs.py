@@ -107,6 +107,10 @@ CASES = [
     Case("validate a wrong-length batch", lambda w: LIST_UPDATE.validate(LIST_UPDATE.generate(2)[:, :5]), InvalidTokensError, "sequences have 11 tokens, got length 5"),
     Case("unknown task", lambda w: toybook.get_task("max_of_3"), UnknownTaskError, "unknown task 'max_of_3'; the tasks are: list_update, addition, majority, max_of_2"),
     Case("unknown model", lambda w: toybook.load_model("max_of_3"), UnknownModelError, "no shipped model 'max_of_3'"),
+    Case("model name not a string", lambda w: toybook.load_model({}), UnknownModelError, "a model name is a string such as one of: "),
+    Case("task name not a string", lambda w: toybook.get_task(["addition"]), UnknownTaskError, "unknown task ['addition']; the tasks are: "),
+    Case("claims for a name not a string", lambda w: __import__("toybook.claims").claims.claims_for(3), UnknownModelError, "no circuit claims for 3"),
+    Case("preset name not a string", lambda w: toybook.get_preset(None), ToybookError, "no training preset None"),
     Case("config for another task", lambda w: toybook.train(LIST_UPDATE, toybook.ModelConfig.for_task(MAX_OF_2, **ARCH), TrainConfig(steps=1)), ConfigError, "model config d_vocab=65 does not match task 'list_update', which needs d_vocab=52"),
     # model configs
     Case("normalization BN", config(normalization_type="BN"), ConfigError, "ModelConfig.normalization_type must be one of ('LN', 'LNPre', 'RMS', 'RMSPre', None), got 'BN'"),

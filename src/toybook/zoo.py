@@ -69,6 +69,9 @@ def list_models() -> list[ModelInfo]:
 def shipped_path(name: str) -> Path:
     """The sidecar path of shipped model ``name``; a clear error if there is none."""
     names = shipped_names()
+    if not isinstance(name, str):
+        raise UnknownModelError(f"a model name is a string such as one of: {', '.join(names)}; "
+                                f"got {type(name).__name__} {name!r}")
     if name in names:
         return SHIPPED_DIR / f"{name}.json"
     from toybook.tasks import TASKS
