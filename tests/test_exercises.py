@@ -6,6 +6,8 @@ import re
 
 import pytest
 import torch
+
+import toybook
 from myst_nb.core.read import read_myst_markdown_notebook
 
 from conftest import ROOT
@@ -123,3 +125,25 @@ def test_qk_scores_feedback_names_the_mistake():
     assert not feedback and "W_E[=] + W_pos[2]" in feedback.message
     other = check_qk_token_scores(lambda model: torch.zeros(65, dtype=torch.float64))
     assert not other and "hint: score(t) =" in other.message
+
+
+def _histogram_with_nan(tokens):
+    task = toybook.get_task("majority")
+    histogram = task.running_counts(tokens).double() / torch.arange(1, tokens.shape[1] + 1)[None, :, None]
+    histogram[:, -1, 0] = float("nan")
+    return histogram
+
+
+@pytest.mark.parametrize("checker, answer, words", [
+    (check_carries, lambda x, y: None, "your function returned None"),
+    (check_running_histogram, lambda tokens: None, "your function returned None"),
+    (check_copy_sources, lambda tokens: "positions", "not a tensor of numbers"),
+    (check_qk_token_scores, lambda model: [[1.0], [1.0, 2.0]], "not a tensor of numbers"),
+    (check_running_histogram, _histogram_with_nan, "expected 0, got nan"),
+    (check_qk_token_scores, lambda model: torch.full((65,), float("nan")), "got nan"),
+])
+def test_checkers_report_none_nan_and_non_tensors(checker, answer, words):
+    """A reader's answer of None, a NaN or something that is no tensor gets a report, never
+    a raw exception and never a pass (NaN > tolerance is False: it must still fail)."""
+    feedback = checker(answer)
+    assert not feedback and words in feedback.message, feedback.message

@@ -119,7 +119,7 @@ def test_ablations_break_what_the_circuit_says(model, inputs):
 def test_ablation_helpers(model, inputs):
     with pytest.raises(ValueError, match="'zero' or a tensor"):
         replace_hook("one")
-    with pytest.raises(KeyError, match="no activation named"):
+    with pytest.raises(ToybookError, match="no activation named"):
         mean_activation(model, inputs[:10], "blocks.7.hook_attn_out")
     mean = mean_activation(model, inputs, "blocks.1.hook_attn_out")
     assert mean.shape == (1, TASK.n_ctx, 128)

@@ -112,3 +112,11 @@ def test_learning_rate_schedule(config, step, lr):
 def test_full_batch_needs_a_fixed_training_set():
     with pytest.raises(ToybookError, match="batch_size must be set"):
         train(LIST_UPDATE, TINY, TrainConfig(steps=1, batch_size=None), progress=False)
+
+
+def test_the_progress_bar_counts_optimizer_steps(capsys):
+    """The bar shows 6/6 for 6 steps (the extra loop pass only measures the final weights)."""
+    run = train(LIST_UPDATE, TINY, TrainConfig(steps=6, batch_size=16, log_every=3, eval_size=64), progress=True)
+    bar = capsys.readouterr().err
+    assert "6/6" in bar and "7/" not in bar
+    assert [row["step"] for row in run.history] == [0, 3, 6]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from toybook._version import __version__
 from toybook.errors import (
     CheckpointError,
+    ConfigError,
     InvalidTokensError,
     ToybookError,
     UnknownModelError,
@@ -61,7 +62,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "Checkpoint", "CheckpointError", "EvalResult", "InvalidTokensError", "ModelConfig",
+    "Checkpoint", "CheckpointError", "ConfigError", "EvalResult", "InvalidTokensError", "ModelConfig",
     "PRESETS", "Preset", "Task", "ToybookError", "TrainConfig", "TrainResult",
     "UnknownModelError", "UnknownTaskError", "__version__", "attach_task", "build_model", "evaluate",
     "get_preset", "get_task", "list_models", "list_tasks", "load_checkpoint", "load_model",

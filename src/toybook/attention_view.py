@@ -22,6 +22,8 @@ import circuitsvis
 import torch
 from circuitsvis.utils.convert_props import convert_props
 
+from toybook.errors import ToybookError
+
 CSS_CLASS = "toybook-circuitsvis"
 BUNDLE_CDN = f"https://unpkg.com/circuitsvis@{circuitsvis.__version__}/dist/cdn/iife.js"
 
@@ -68,11 +70,11 @@ def attention_heads(
     """
     patterns = torch.as_tensor(patterns, dtype=torch.float32).detach().cpu()
     if patterns.ndim != 3 or patterns.shape[1] != patterns.shape[2]:
-        raise ValueError(f"patterns must have shape [heads, n, n], got {list(patterns.shape)}")
+        raise ToybookError(f"patterns must have shape [heads, n, n], got {list(patterns.shape)}")
     if len(tokens) != patterns.shape[-1]:
-        raise ValueError(f"{len(tokens)} token labels for patterns over {patterns.shape[-1]} positions")
+        raise ToybookError(f"{len(tokens)} token labels for patterns over {patterns.shape[-1]} positions")
     if head_names is not None and len(head_names) != len(patterns):
-        raise ValueError(f"{len(head_names)} head names for {len(patterns)} heads")
+        raise ToybookError(f"{len(head_names)} head names for {len(patterns)} heads")
     return CircuitsVisView(
         "AttentionHeads",
         dict(

@@ -65,7 +65,14 @@ def check(
         except Exception as error:  # the reader's code: report, never raise
             return _fail(exercise, case, f"your function raised {type(error).__name__}: {error}",
                          "run it on this case by hand and read the traceback")
-        got = torch.as_tensor(got) if not isinstance(got, Tensor) else got
+        if got is None:
+            return _fail(exercise, case, "your function returned None", "return the tensor "
+                         "(a function without a `return` statement returns None)")
+        try:
+            got = torch.as_tensor(got) if not isinstance(got, Tensor) else got
+        except (TypeError, ValueError, RuntimeError) as error:
+            return _fail(exercise, case, f"your function returned a {type(got).__name__}, which "
+                         f"is not a tensor of numbers ({error})", hint)
         if tuple(got.shape) != tuple(expected.shape):
             return _fail(exercise, case, f"expected shape {list(expected.shape)}, got "
                          f"{list(got.shape)}", hint)
@@ -78,11 +85,14 @@ def check(
 
 
 def _mismatch(got: Tensor, expected: Tensor, tolerance: float | None) -> Tensor:
-    """Where ``got`` differs from ``expected`` (same shapes), as a bool tensor."""
+    """Where ``got`` differs from ``expected`` (same shapes), as a bool tensor; a NaN where
+    a number is expected always differs (``NaN > tolerance`` is False, so say it)."""
+    got, expected = got.double(), expected.double()
+    nan = got.isnan() & ~expected.isnan()
     if tolerance is None:
-        return got.double() != expected.double()
+        return (got != expected) | nan
     scale = float(expected.abs().max()) or 1.0
-    return (got.double() - expected.double()).abs() > tolerance * scale
+    return ((got - expected).abs() > tolerance * scale) | nan
 
 
 def _same(got: Tensor, expected: Tensor, tolerance: float | None) -> bool:

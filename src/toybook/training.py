@@ -81,8 +81,8 @@ def train(
     snapshots: dict[int, dict[str, Tensor]] = {}
     environment = current_environment(device)
     start = time.perf_counter()
-    bar = tqdm(range(cfg.steps + 1), desc=f"train {task.name}", disable=not progress)
-    for step in bar:
+    bar = tqdm(total=cfg.steps, desc=f"train {task.name}", unit="step", disable=not progress)
+    for step in range(cfg.steps + 1):
         if cfg.snapshot_every and step % cfg.snapshot_every == 0:
             snapshots[step] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         tokens = next_batch(task, cfg, fixed_train, generator).to(device)
@@ -106,6 +106,8 @@ def train(
         if cfg.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(trainable_parameters(model), cfg.grad_clip)
         optimizer.step()
+        bar.update(1)
+    bar.close()
     model.eval()
     return TrainResult(
         model=model,

@@ -15,6 +15,8 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
+from toybook.errors import ToybookError
+
 Replacement = str | Tensor
 
 
@@ -30,7 +32,8 @@ def mean_activation(
     """
     _, cache = model.run_with_cache(tokens, names_filter=lambda name: name == hook_name)
     if hook_name not in cache:
-        raise KeyError(f"the model has no activation named {hook_name!r}")
+        raise ToybookError(f"the model has no activation named {hook_name!r}; hook names look "
+                           "like 'blocks.0.hook_attn_out' or 'blocks.1.attn.hook_z'")
     return cache[hook_name].float().mean(dim=tuple(dims), keepdim=True)
 
 
@@ -51,7 +54,7 @@ def overwrite_hook(index, values: Tensor | Callable[[Tensor], Tensor]):
 def replace_hook(replacement: Replacement):
     """A forward hook that returns ``replacement`` (``"zero"`` or a tensor) in place of the activation."""
     if isinstance(replacement, str) and replacement != "zero":
-        raise ValueError(f"a replacement is 'zero' or a tensor, got {replacement!r}")
+        raise ToybookError(f"a replacement is 'zero' or a tensor, got {replacement!r}")
 
     def hook(activation: Tensor, hook=None) -> Tensor:
         if isinstance(replacement, str):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from toybook.errors import ToybookError
 from toybook.tasks import Task
 
 
@@ -36,7 +37,7 @@ def answer_logit_attribution(
     components it equals the model's own correct-minus-mean logit, up to ``b_U``.
     """
     if getattr(model.cfg, "normalization_type", None) is not None:
-        raise ValueError(
+        raise ToybookError(
             "direct logit attribution here needs a model without normalization "
             f"(this one uses {model.cfg.normalization_type})"
         )

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from toybook.analysis.ablation import overwrite_hook
+from toybook.errors import ToybookError
 
 
 def hard_attention(query_pos: int | Sequence[int], key_pos: Tensor, head: int = 0) -> Callable:
@@ -24,7 +25,8 @@ def hard_attention(query_pos: int | Sequence[int], key_pos: Tensor, head: int = 
     queries = [query_pos] if isinstance(query_pos, int) else list(query_pos)
     keys = key_pos.reshape(len(key_pos), -1)
     if keys.shape[1] != len(queries):
-        raise ValueError(f"{keys.shape[1]} key positions per row for {len(queries)} query positions")
+        raise ToybookError(f"{keys.shape[1]} key positions per row for {len(queries)} query "
+                           "positions: give key_pos [B] for one query position, [B, Q] for Q")
 
     def one_hot(pattern: Tensor) -> Tensor:  # pattern [B, H, Q, K] → [B, len(queries), K]
         rows = torch.zeros_like(pattern[:, head, queries])
