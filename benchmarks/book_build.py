@@ -7,13 +7,11 @@ four times a second). Goals: cold build ≤ 4 min, peak ≤ 3 GB.
 Builds into a temporary folder, so the repository's own _build is untouched.
 """
 
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import psutil
+from process_peak import run_measured
 
 ROOT = Path(__file__).resolve().parents[1]
 JUPYTER_BOOK = Path(sys.executable).with_name("jupyter-book")
@@ -25,22 +23,11 @@ GOAL_COLD_S, GOAL_PEAK_GB = 240, 3.0
 def build(out: Path, *extra: str) -> tuple[float, float]:
     """``(seconds, peak GB)``: the peak sums the resident memory of the build process and
     every process below it (the notebook kernels)."""
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        [str(JUPYTER_BOOK), "build", str(ROOT), "--path-output", str(out), *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    root, peak = psutil.Process(process.pid), 0
-    while process.poll() is None:
-        try:
-            tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.25)
-    if process.returncode:
-        raise SystemExit(f"the book build failed (exit {process.returncode})")
-    return time.perf_counter() - start, peak / 1e9
+    code, seconds, peak = run_measured(
+        [str(JUPYTER_BOOK), "build", str(ROOT), "--path-output", str(out), *extra])
+    if code:
+        raise SystemExit(f"the book build failed (exit {code})")
+    return seconds, peak
 
 
 def main() -> None:

@@ -2,9 +2,9 @@
 commit, then ``make book`` (creates .venv, builds the book from scratch) and ``make test``
 (the full suite, reusing the book that ``make book`` stamped). For each command: wall time,
 and the peak memory of the command and every process below it together (pip, jupyter-book
-and its kernels, pytest and the Chromium it drives), sampled four times a second.
+and its kernels, pytest and the Chromium it drives; see ``process_peak.py``).
 
-    python benchmarks/quickstart.py [--keep]     # about 25 minutes on 2 cores
+    python benchmarks/quickstart.py [--keep]     # about 12 minutes on 2 cores
 
 Runs in a temporary folder (``--keep`` leaves it), so this checkout is untouched; the
 pip and npm caches of this machine are used as a newcomer's second run would use them.
@@ -17,28 +17,18 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import psutil
+from process_peak import run_measured
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(command: list[str], cwd: Path, log: Path) -> tuple[int, float, float]:
     """``(exit status, seconds, peak GB)`` of ``command`` and all its descendants."""
-    start = time.perf_counter()
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-        root, peak = psutil.Process(process.pid), 0
-        while process.poll() is None:
-            try:
-                tree = [root, *root.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-            except psutil.Error:
-                pass
-            time.sleep(0.25)
-    return process.returncode, time.perf_counter() - start, peak / 2**30
+        return run_measured(command, cwd, out)
 
 
 def main() -> int:

@@ -148,31 +148,34 @@ def test_version_and_help(capsys):
     assert "toybook reproduce max_of_2" in capsys.readouterr().out
 
 
-def test_help_and_version_load_neither_torch_nor_transformer_lens():
-    probe = ("import sys, toybook, toybook.cli\n"
-             "toybook.cli.parser().format_help()\n"
-             "heavy = sorted(m for m in ('torch', 'transformer_lens') if m in sys.modules)\n"
-             "assert not heavy, heavy\n"
-             "assert toybook.load_model is toybook.zoo.load_model\n"
-             "toybook.load_model('max_of_2')\n"
-             "assert 'torch' in sys.modules and 'transformer_lens' in sys.modules")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+HEAVY = "heavy = sorted(m for m in ('torch', 'transformer_lens', 'safetensors') if m in sys.modules)\n"
+
+
+def run_probe(lines: str) -> None:
+    """Run ``lines`` in a fresh interpreter, which must exit cleanly (its asserts hold)."""
+    result = subprocess.run([sys.executable, "-c", lines], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_help_and_version_load_neither_torch_nor_transformer_lens():
+    run_probe("import sys, toybook, toybook.cli\n"
+              "toybook.cli.parser().format_help()\n"
+              + HEAVY + "assert not heavy, heavy\n"
+              "assert toybook.load_model is toybook.zoo.load_model\n"
+              "toybook.load_model('max_of_2')\n"
+              "assert 'torch' in sys.modules and 'transformer_lens' in sys.modules")
 
 
 def test_list_reads_names_configs_and_sidecars_without_torch():
     """``toybook list`` prints every task, preset and shipped model from the task folders and
     the sidecars alone: neither torch nor TransformerLens is imported (about 0.3 s, not 6)."""
-    probe = ("import sys, contextlib, io\n"
-             "from toybook.cli import main\n"
-             "out = io.StringIO()\n"
-             "with contextlib.redirect_stdout(out):\n"
-             "    assert main(['list']) == 0\n"
-             "heavy = sorted(m for m in ('torch', 'transformer_lens', 'safetensors') if m in sys.modules)\n"
-             "assert not heavy, heavy\n"
-             "assert 'Shipped models' in out.getvalue() and 'max_of_2_s10' in out.getvalue()")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    run_probe("import sys, contextlib, io\n"
+              "from toybook.cli import main\n"
+              "out = io.StringIO()\n"
+              "with contextlib.redirect_stdout(out):\n"
+              "    assert main(['list']) == 0\n"
+              + HEAVY + "assert not heavy, heavy\n"
+              "assert 'Shipped models' in out.getvalue() and 'max_of_2_s10' in out.getvalue()")
 
 
 def test_lazy_public_names():

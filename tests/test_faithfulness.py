@@ -120,7 +120,7 @@ def test_the_recovered_fraction():
     ({"universe": [HEAD_0, HEAD_0, HEAD_1]}, "twice"),
     ({"computed": {HEAD_1: lambda tokens: tokens}}, "not in the circuit"),
     ({"reference": torch.zeros(0, 3, dtype=torch.long)}, "non-empty batches"),
-    ({"n_random": -1}, "number of random circuits"),
+    ({"n_random": -1}, "loss_recovered.n_random must be an integer ≥ 0, got -1"),
 ])
 def test_bad_input_is_named(dead_second_head, inputs, arguments, message):
     tokens, reference = inputs

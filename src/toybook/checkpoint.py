@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toybook._lazy import lazy
 from toybook._version import __version__
 from toybook.configs import ModelConfig
 from toybook.errors import CheckpointError, ToybookError
@@ -37,11 +36,8 @@ if TYPE_CHECKING:
     from torch import Tensor
     from transformer_lens.model_bridge import TransformerBridge
 
-# torch, safetensors and TransformerLens load when weights are read or written, not when a
-# sidecar is (``toybook list`` reads sidecars only)
-safetensors = lazy("safetensors")
-safetensors_torch = lazy("safetensors.torch")
-model_lib = lazy("toybook.model")
+# torch, safetensors and TransformerLens are imported by the functions that read or write
+# weights, not here: ``toybook list`` reads sidecars only
 
 if TYPE_CHECKING:
     from toybook.training import TrainResult
@@ -98,12 +94,17 @@ def save_checkpoint(
     place only once all of them are complete, sidecar last: a save interrupted while
     writing leaves the previous checkpoint as it was. (The renames themselves, one per
     file, are the only step that is not atomic across files.)"""
+    import safetensors.torch
+
+    from toybook.environment import current_environment
+    from toybook.model import count_parameters
+
     weights_path, sidecar_path, snapshots_path = checkpoint_files(path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     staged: list[tuple[Path, Path]] = []  # (temporary, final)
     try:
         weights_tmp = _stage(weights_path, staged)
-        safetensors_torch.save_file(_plain(result.model.state_dict()), weights_tmp)
+        safetensors.torch.save_file(_plain(result.model.state_dict()), weights_tmp)
         snapshots = None
         if result.snapshots:
             flat = {
@@ -112,7 +113,7 @@ def save_checkpoint(
                 for key, value in state.items()
             }
             snapshots_tmp = _stage(snapshots_path, staged)
-            safetensors_torch.save_file(_plain(flat), snapshots_tmp)
+            safetensors.torch.save_file(_plain(flat), snapshots_tmp)
             snapshots = {
                 "file": snapshots_path.name,
                 "sha256": sha256_file(snapshots_tmp),
@@ -129,8 +130,8 @@ def save_checkpoint(
                 "steps": result.train_config.steps,
                 "wall_time_s": round(result.wall_time_s, 2),
                 "device": result.device,
-                "n_parameters": model_lib.count_parameters(result.model),
-                "environment": result.environment or lazy("toybook.environment").current_environment(result.device),
+                "n_parameters": count_parameters(result.model),
+                "environment": result.environment or current_environment(result.device),
             },
             "final_metrics": result.final_metrics,
             "evaluations": {},
@@ -270,16 +271,18 @@ def _parse_sidecar(sidecar_path: Path) -> dict[str, Any]:
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
     """Load and verify a checkpoint; the model comes back in eval mode."""
+    from toybook.model import attach_task, build_model, check_compatible
+
     weights_path, sidecar_path, _ = checkpoint_files(path)
     metadata = read_sidecar(sidecar_path)
     state = _verified_tensors(weights_path, metadata["weights"]["sha256"])
     try:
         task = get_task(metadata["task"]["name"], **metadata["task"].get("params", {}))
         model_config = ModelConfig.from_dict(metadata["model_config"])
-        model_lib.check_compatible(task, model_config)
+        check_compatible(task, model_config)
     except (ToybookError, TypeError) as error:
         raise CheckpointError(f"checkpoint {sidecar_path}: invalid configuration: {error}")
-    model = model_lib.build_model(model_config, device=device)
+    model = build_model(model_config, device=device)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -298,7 +301,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
             )
     model.load_state_dict(state, strict=True)
     model.eval()
-    model_lib.attach_task(model, task)
+    attach_task(model, task)
     model.toybook_name = metadata["name"]
     return Checkpoint(model, task, model_config, metadata, sidecar_path)
 
@@ -336,6 +339,9 @@ def summarize_evaluation(result: dict[str, Any]) -> str:
 
 
 def _verified_tensors(path: Path, expected_sha256: str) -> dict[str, Tensor]:
+    import safetensors
+    import safetensors.torch
+
     if not path.exists():
         raise CheckpointError(f"checkpoint weights {path} do not exist")
     actual = sha256_file(path)
@@ -345,7 +351,7 @@ def _verified_tensors(path: Path, expected_sha256: str) -> dict[str, Tensor]:
             f"records {str(expected_sha256)[:16]}…; the file is corrupted or was modified"
         )
     try:
-        return safetensors_torch.load_file(path)
+        return safetensors.torch.load_file(path)
     except (safetensors.SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"cannot read {path.name} as safetensors: {error}")
 

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from toybook.config_checks import check_integer
 from toybook.errors import ToybookError
 from toybook.shared_prefix import answer_logits_by_prefix, supports_shared_prefix
 from toybook.tasks import Task
@@ -43,7 +44,7 @@ def forward_batches(
     batch is ever in memory. ``batch_size`` defaults to :func:`batch_rows` (a function's
     callers give it).
     """
-    _check_batch_size(batch_size)
+    check_integer("forward_batches", "batch_size", batch_size, minimum=1, optional=True)
     if callable(inputs):
         if n is None or batch_size is None:
             raise ToybookError("forward_batches: give n and batch_size when inputs is a function")
@@ -56,15 +57,6 @@ def forward_batches(
         tokens = inputs(start, stop) if callable(inputs) else inputs[start:stop]
         tokens = tokens.to(device)
         yield start, tokens, model(tokens) if run is None else run(tokens)
-
-
-def _check_batch_size(batch_size: Any) -> None:
-    """A batch size is a whole number ≥ 1, or None for the default: a zero or negative one
-    would run no batch at all and report a perfect score on nothing."""
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                   or batch_size < 1):
-        raise ToybookError(f"batch_size must be a whole number ≥ 1 (or None for the default), "
-                           f"got {batch_size!r}")
 
 
 def fresh_inputs(task: Task, seed: int) -> Callable[[int, int], Tensor]:
@@ -117,6 +109,7 @@ def evaluate(
     model: torch.nn.Module, task: Task, tokens: Tensor, batch_size: int | None = None
 ) -> EvalResult:
     """Run ``model`` on ``tokens [N, T]`` in batches and compare with the task's targets."""
+    check_integer("evaluate", "batch_size", batch_size, minimum=1, optional=True)
     task.validate(tokens)
     wrong_rows, loss_sum = 0, 0.0
     wrong_per_pos = torch.zeros(task.n_answers, dtype=torch.long)
@@ -182,7 +175,7 @@ def evaluate_exhaustively(
     model and the range allow it, else runs ``model(tokens)`` (``method="plain"``).
     """
     stop = task.check_rank_range(start, stop)
-    _check_batch_size(batch_size)
+    check_integer("evaluate_exhaustively", "batch_size", batch_size, minimum=1, optional=True)
     if method not in ("auto", "plain"):
         raise ToybookError(f"unknown method {method!r}; use 'auto' or 'plain'")
     device = next(model.parameters()).device

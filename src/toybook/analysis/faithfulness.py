@@ -37,6 +37,7 @@ from torch import Tensor
 
 from toybook.analysis.ablation import mean_activation
 from toybook.analysis.patching import Patch, run_with_patches, source_cache
+from toybook.config_checks import check_integer
 from toybook.errors import ToybookError
 from toybook.tasks.base import Task
 
@@ -162,8 +163,7 @@ def _check(circuit, universe, computed, tokens, reference, n_random) -> None:
     if tokens.shape[1:] != reference.shape[1:] or not len(tokens) or not len(reference):
         raise ToybookError(f"tokens {list(tokens.shape)} and reference {list(reference.shape)} "
                            "must be non-empty batches of the same sequence length")
-    if not isinstance(n_random, int) or n_random < 0:
-        raise ToybookError(f"n_random is a number of random circuits (≥ 0), got {n_random!r}")
+    check_integer("loss_recovered", "n_random", n_random, minimum=0)
 
 
 __all__ = ["Computed", "Faithfulness", "loss_recovered", "recovered_fraction"]
