@@ -61,7 +61,8 @@ def test_a_circuit_beside_a_dead_head_recovers_all_the_loss(dead_second_head, in
     # changes nothing: the fraction is then undefined, not a number that looks like one
     assert all(value == 1.0 or math.isnan(value) for value in result.random)
     assert "loss recovered 1.000 by 1 of 2 components" in str(result)
-    assert f"mean of the {result.n_random_defined} of 10 draws" in str(result)
+    assert "from the losses of 10 draws" in str(result)
+    assert result.random_mean < 0.5  # on average a draw keeps the dead head as often as the working one
     assert 0 < result.n_random_defined < 10  # both heads were drawn
 
 
@@ -127,3 +128,44 @@ def test_bad_input_is_named(dead_second_head, inputs, arguments, message):
     call = {"reference": reference, "circuit": [HEAD_0], "universe": [HEAD_0, HEAD_1], **arguments}
     with pytest.raises(ToybookError, match=message):
         loss_recovered(dead_second_head, TASK, tokens, **call)
+
+
+def test_stated_values_are_read_against_shuffled_labels(dead_second_head, inputs):
+    """A hypothesis that states values is baselined by the same values given to the wrong
+    inputs: the true output of head 0, shuffled across rows, explains nothing."""
+    tokens, reference = inputs
+    model = dead_second_head
+
+    def true_z(batch):
+        return model.run_with_cache(batch, names_filter=Z)[1][Z]
+
+    result = loss_recovered(model, TASK, tokens, reference, [HEAD_0], [HEAD_0, HEAD_1],
+                            computed={HEAD_0: true_z}, n_random=5)
+    assert result.recovered == 1.0 and len(result.random) == 5
+    assert result.baseline == "the values stated for other inputs"
+    assert result.random_mean < 0.2 and all(value < 0.5 for value in result.random)
+
+
+def test_a_hypothesis_is_data_measured_by_the_one_function(dead_second_head, inputs):
+    from toybook.analysis.faithfulness import Hypothesis, faithfulness_claim, head
+
+    tokens, reference = inputs
+    hypothesis = Hypothesis("head_0", "head 0 alone", (head(0, None, 0),),
+                            (head(0, None, 0), head(0, None, 1)))
+    assert hypothesis.circuit == (HEAD_0,)
+    direct = loss_recovered(dead_second_head, TASK, tokens, reference, [HEAD_0], [HEAD_0, HEAD_1])
+    measured = hypothesis.measure(dead_second_head, TASK, tokens, reference)
+    assert (measured.recovered, measured.random_losses) == (direct.recovered, direct.random_losses)
+    claim = faithfulness_claim(hypothesis, TASK)
+    assert claim.name == "loss_recovered_head_0" and claim.low == 0.95
+    assert claim.measure(dead_second_head) == 1.0
+    broken = faithfulness_claim(Hypothesis("head_1", "the dead head", (HEAD_1,), (HEAD_0, HEAD_1)), TASK)
+    assert not broken.low <= broken.measure(dead_second_head) <= broken.high  # NaN fails
+
+
+def test_the_baseline_averages_losses_not_fractions():
+    from toybook.analysis.faithfulness import Faithfulness
+
+    result = Faithfulness(1.0, 1.0, 3.0, 1.0, 1, 2, random=(0.0, float("nan")),
+                          random_losses=((3.0, 3.0), (1.0, 2.0)))
+    assert result.random_mean == recovered_fraction(1.0, 2.0, 2.5)  # -0.5

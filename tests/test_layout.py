@@ -61,6 +61,8 @@ def test_every_task_folder_holds_its_parts(name):
     assert presets and all(preset.task.name == name for preset in presets)
     assert set(claims) == {preset.name for preset in presets}, "every preset is held to claims"
     assert task_part(name, "exercises").__all__
+    hypotheses = task_part(name, "hypotheses").HYPOTHESES
+    assert set(hypotheses) == set(claims), "every preset states its reading as data"
     assert task_part(name, "no_such_part") is None
 
 

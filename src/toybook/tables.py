@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from toybook.checkpoint import summarize_evaluation
 from toybook.tasks import TASKS
 from toybook.zoo import list_models
 
 if TYPE_CHECKING:
+    from toybook.analysis.faithfulness import Faithfulness, Hypothesis
     from toybook.claims import ClaimResult
     from toybook.sweep import SeedResult
 
@@ -74,6 +75,19 @@ def claim_seed_table(
         made_for = "every seed" if result.claim.all_seeds else "shipped model"
         rows.append((f"`{name}`: {result.claim.text}", made_for, *cells))
     return Table(header, tuple(rows))
+
+
+def faithfulness_table(hypotheses: Sequence[Hypothesis],
+                       results: Mapping[str, Mapping[str, Faithfulness]]) -> Table:
+    """Model × hypothesis: the fraction of loss recovered and, in brackets, its baseline's
+    (see :func:`toybook.analysis.faithfulness.measure_hypotheses`); ✗ below 0.95, the goal.
+    The header gives each hypothesis's size: components kept of those looked at."""
+    header = ("model", *(f"`{h.name}` ({len(h.circuit)} of {len(h.universe)})" for h in hypotheses))
+    rows = tuple(
+        (label, *(f"{r[h.name].recovered:.3f} ({r[h.name].random_mean:.2f})"
+                  + ("" if r[h.name].recovered >= 0.95 else " ✗") for h in hypotheses))
+        for label, r in results.items())
+    return Table(header, rows)
 
 
 def _cell(value: float, holds: bool) -> str:

@@ -14,9 +14,10 @@ asks what is left of the model's loss when only the circuit is intact::
   circuit's own components replaced by what the hypothesis says they compute.
 
 1 means the circuit alone gives the model's loss; 0 means keeping it is no better than
-removing it; a value above 1 means the rest of the universe was hurting. The same number
-for random circuits of the same size (from the same universe, ``n_random`` draws) is the
-baseline it must be read against. Means and resampling sources come from ``reference``
+removing it; a value above 1 means the rest of the universe was hurting. The baseline it
+must be read against (``n_random`` draws): for a circuit, random circuits of the same size
+from the same universe; for a hypothesis that states values, the same substitution with
+each row given the values stated for another input (a shuffled label). Means and resampling sources come from ``reference``
 inputs, never from the inputs measured, so components chosen on one set can be tested on
 another.
 
@@ -42,6 +43,7 @@ from toybook.errors import ToybookError
 from toybook.tasks.base import Task
 
 Computed = Callable[[Tensor], Tensor]  # tokens [B, T] -> the activation [B, T, ...] a hypothesis states
+Stated = Callable[[torch.nn.Module, Tensor], Mapping[Patch, Computed]]  # (model, reference) -> values
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,18 @@ class Faithfulness:
     n_components: int
     n_universe: int
     random: tuple[float, ...] = field(default=())  # one per draw; NaN where undefined
+    baseline: str = "random circuits of that size"  # what the draws in ``random`` are
+    random_losses: tuple[tuple[float, float], ...] = field(default=())  # (ablated, hypothesis)
 
     @property
     def random_mean(self) -> float:
-        defined = [value for value in self.random if not math.isnan(value)]
-        return sum(defined) / len(defined) if defined else float("nan")
+        """The baseline's fraction of loss recovered, from its losses averaged over the draws
+        (a mean of per-draw fractions would be ruled by draws whose removal barely changes
+        the loss: their denominators are near 0)."""
+        if not self.random_losses:
+            return float("nan")
+        ablated, hypothesis = (sum(losses) / len(losses) for losses in zip(*self.random_losses))
+        return recovered_fraction(self.loss_model, ablated, hypothesis)
 
     @property
     def n_random_defined(self) -> int:
@@ -69,9 +78,8 @@ class Faithfulness:
 
     def __str__(self) -> str:
         return (f"loss recovered {self.recovered:.3f} by {self.n_components} of "
-                f"{self.n_universe} components (random circuits of that size: "
-                f"{self.random_mean:.3f}, mean of the {self.n_random_defined} of "
-                f"{len(self.random)} draws whose removal changes the loss); losses: model "
+                f"{self.n_universe} components ({self.baseline}: "
+                f"{self.random_mean:.3f}, from the losses of {len(self.random)} draws); losses: model "
                 f"{self.loss_model:.3g}, circuit removed {self.loss_ablated:.3g}, only the "
                 f"circuit kept {self.loss_hypothesis:.3g}")
 
@@ -96,8 +104,9 @@ def loss_recovered(
     ``circuit`` must be a subset of ``universe``; ``computed`` maps circuit components to
     functions of the tokens giving the activation the hypothesis says they hold (those
     components are then replaced by it in ``L_hypothesis``). Means and resampled rows come
-    from ``reference`` (inputs not among ``tokens``). ``n_random`` random circuits of the
-    same size, drawn from ``universe`` with ``seed``, give the baseline.
+    from ``reference`` (inputs not among ``tokens``). The baseline, ``n_random`` draws with
+    ``seed``: random circuits of the same size from ``universe``; or, where values are
+    stated, the same circuit with the values stated for a random permutation of the rows.
     """
     circuit, universe = list(circuit), list(universe)
     _check(circuit, universe, computed or {}, tokens, reference, n_random)
@@ -107,19 +116,101 @@ def loss_recovered(
     resampled = reference[rows]
     loss_model = task.loss(model(tokens), tokens).item()
 
-    def measure(kept: list[Patch], stated: Mapping[Patch, Computed]) -> tuple[float, float, float]:
-        ablated = _loss(model, task, tokens, kept, cache=means)
+    def measure(kept: list[Patch], stated: Mapping[Patch, Computed],
+                ablated: float | None = None) -> tuple[float, float, float]:
+        if ablated is None:
+            ablated = _loss(model, task, tokens, kept, cache=means)
         rest = [patch for patch in universe if patch not in kept]
         hypothesis = _scrubbed_loss(model, task, tokens, rest, resampled, stated)
         return recovered_fraction(loss_model, ablated, hypothesis), ablated, hypothesis
 
     recovered, loss_ablated, loss_hypothesis = measure(circuit, computed or {})
-    random = []
+    random, random_losses = [], []
     for _ in range(n_random):
-        chosen = torch.randperm(len(universe), generator=generator)[: len(circuit)]
-        random.append(measure([universe[i] for i in sorted(chosen.tolist())], {})[0])
+        if computed:
+            order = torch.randperm(len(tokens), generator=generator)
+            shuffled = {patch: _on_rows(function, order) for patch, function in computed.items()}
+            draw = measure(circuit, shuffled, loss_ablated)
+        else:
+            chosen = torch.randperm(len(universe), generator=generator)[: len(circuit)]
+            draw = measure([universe[i] for i in sorted(chosen.tolist())], {})
+        random.append(draw[0])
+        random_losses.append(draw[1:])
+    baseline = ("the values stated for other inputs" if computed
+                else Faithfulness.__dataclass_fields__["baseline"].default)
     return Faithfulness(recovered, loss_model, loss_ablated, loss_hypothesis, len(circuit),
-                        len(universe), tuple(random))
+                        len(universe), tuple(random), baseline, tuple(random_losses))
+
+
+def _on_rows(function: Computed, order: Tensor) -> Computed:
+    return lambda tokens: function(tokens[order])
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A chapter's reading as data: the components it names (``circuit``) among those it
+    looked at (``universe``), and optionally what it says some of them compute. ``stated``
+    builds those values for a model from reference inputs (a fit, say), as a mapping from
+    circuit components to functions of the tokens."""
+
+    name: str
+    text: str  # the reading in one sentence
+    circuit: tuple[Patch, ...]
+    universe: tuple[Patch, ...]
+    stated: Stated | None = None
+    n_inputs: int = 1000  # held-out inputs it is measured on (and as many reference inputs)
+
+    def measure(self, model: torch.nn.Module, task: Task, tokens: Tensor | None = None,
+                reference: Tensor | None = None, n_random: int = 10,
+                seed: int = 0) -> Faithfulness:
+        """The fraction of loss recovered on ``tokens`` (by default :func:`held_out_inputs`
+        of ``n_inputs``), means and resampling from ``reference``."""
+        if tokens is None or reference is None:
+            tokens, reference = held_out_inputs(task, self.n_inputs)
+        computed = self.stated(model, reference) if self.stated else None
+        return loss_recovered(model, task, tokens, reference, self.circuit, self.universe,
+                              computed, n_random, seed)
+
+
+def head(layer: int, position: int | None = None, head: int | None = None) -> Patch:
+    """One head's output (``hook_z``) at one position, or all heads / all positions."""
+    return Patch(f"blocks.{layer}.attn.hook_z", None if position is None else (position,),
+                 None if head is None else (head,))
+
+
+def mlp(layer: int, position: int | None = None) -> Patch:
+    """One MLP's output at one position (every position where ``None``)."""
+    return Patch(f"blocks.{layer}.hook_mlp_out", None if position is None else (position,))
+
+
+def measure_hypotheses(hypotheses: Sequence[Hypothesis], models: Mapping[str, torch.nn.Module],
+                       task: Task, n_random: int = 10) -> dict[str, dict[str, Faithfulness]]:
+    """Model label → hypothesis name → its :class:`Faithfulness` on the held-out inputs,
+    with the baseline from ``n_random`` draws: the numbers a chapter's faithfulness table
+    shows (see :func:`toybook.tables.faithfulness_table`)."""
+    inputs = {n: held_out_inputs(task, n) for n in {h.n_inputs for h in hypotheses}}
+    return {label: {h.name: h.measure(model, task, *inputs[h.n_inputs], n_random=n_random)
+                    for h in hypotheses}
+            for label, model in models.items()}
+
+
+def held_out_inputs(task: Task, n: int = 1000) -> tuple[Tensor, Tensor]:
+    """``(tokens, reference)``: ``n`` inputs to measure on and ``n`` others for means and
+    resampling, from seeds no chapter uses to choose components (10_001 and 10_002)."""
+    return task.generate(n, seed=10_001), task.generate(n, seed=10_002)
+
+
+def faithfulness_claim(hypothesis: Hypothesis, task: Task, low: float = 0.95,
+                       high: float = float("inf"), all_seeds: bool = True):
+    """A :class:`~toybook.claims.Claim` that ``hypothesis`` recovers between ``low`` and
+    ``high`` of the loss on :func:`held_out_inputs` (0.95 is the book's goal)."""
+    from toybook.claims import Claim
+
+    def measure(model):
+        return hypothesis.measure(model, task, n_random=0).recovered
+
+    return Claim(f"loss_recovered_{hypothesis.name}", f"{hypothesis.text}: fraction of loss "
+                 "recovered on held-out inputs", measure, low, high, all_seeds)
 
 
 def _loss(model, task, tokens, patches, cache) -> float:
@@ -166,4 +257,5 @@ def _check(circuit, universe, computed, tokens, reference, n_random) -> None:
     check_integer("loss_recovered", "n_random", n_random, minimum=0)
 
 
-__all__ = ["Computed", "Faithfulness", "loss_recovered", "recovered_fraction"]
+__all__ = ["Computed", "Faithfulness", "Hypothesis", "Stated", "faithfulness_claim",
+           "head", "held_out_inputs", "loss_recovered", "measure_hypotheses", "mlp", "recovered_fraction"]

@@ -13,6 +13,8 @@ def addition_claims() -> tuple[Claim, ...]:
         Patch, base_add_pairs, carry_pairs, cascade_pairs, donor_agreement, donor_agreements,
         prediction_position,
     )
+    from toybook.analysis.faithfulness import faithfulness_claim
+    from toybook.tasks.addition.hypotheses import READING, WITH_H3, WITH_OPERANDS
 
     task = AdditionTask()
 
@@ -87,11 +89,16 @@ def addition_claims() -> tuple[Claim, ...]:
               "reads the carry into A1", carry_a1_attention, 0.95, 1.0),
         Claim("cascade_layer1_a3_a4", "layer 1 resolves the cascade for A3 and A4 (smallest "
               "patching agreement)", cascade_layer1((3, 4)), 0.95, 1.0),
+        faithfulness_claim(READING, task, low=float("-inf"), high=0.95),  # falls short
+        faithfulness_claim(WITH_H3, task, low=float("-inf"), high=0.95),  # falls short
+        faithfulness_claim(WITH_OPERANDS, task),
     )
 
 
 def addition_1l_claims() -> tuple[Claim, ...]:
+    from toybook.analysis.faithfulness import faithfulness_claim
     from toybook.tasks.addition.analysis import addition_accuracy
+    from toybook.tasks.addition.hypotheses import READING_1L, WITH_H3_1L
 
     task = AdditionTask()
 
@@ -106,6 +113,8 @@ def addition_1l_claims() -> tuple[Claim, ...]:
               wrong(["BA"]), 0.0, 0.0),
         Claim("cascades_fail", "one layer fails on cascading carries (wrong answers on the "
               "depth 2–4 cascade sets)", wrong(["Cascade2", "Cascade3", "Cascade4"]), 1.0),
+        faithfulness_claim(READING_1L, task, low=float("-inf"), high=0.95),  # falls short
+        faithfulness_claim(WITH_H3_1L, task),
     )
 
 

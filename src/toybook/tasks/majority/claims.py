@@ -15,6 +15,9 @@ def majority_claims() -> tuple[Claim, ...]:
         running_histogram,
     )
 
+    from toybook.analysis.faithfulness import faithfulness_claim
+    from toybook.tasks.majority.hypotheses import READING
+
     task = MajorityTask()
     probe = task.generate(600, seed=7)
 
@@ -52,6 +55,7 @@ def majority_claims() -> tuple[Claim, ...]:
               "keeps the prediction (fraction kept)", same_histogram_kept, 0.95, 1.0),
         Claim("mlp_writes_answer", "the MLP's share of the direct logit attribution "
               "(smallest over positions ≥ 16)", mlp_share, 0.9, float("inf")),
+        faithfulness_claim(READING, task),
     )
 
 

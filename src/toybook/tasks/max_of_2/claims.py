@@ -13,7 +13,9 @@ def max_of_2_claims() -> tuple[Claim, ...]:
     from toybook.analysis import (
         one_layer_circuits, run_with_hard_attention, run_without_attention_output,
     )
+    from toybook.analysis.faithfulness import faithfulness_claim
     from toybook.tasks.max_of_2.bound import max_of_2_bound
+    from toybook.tasks.max_of_2.hypotheses import READING
 
     task = MaxOf2Task()
     inputs = task.all_inputs()
@@ -40,6 +42,7 @@ def max_of_2_claims() -> tuple[Claim, ...]:
               0.0, 0.05),
         Claim("bound", "the weights-only bound certifies this fraction of inputs",
               lambda m: max_of_2_bound(m).accuracy_bound, 0.99, 1.0),
+        faithfulness_claim(READING, task),
     )
 
 

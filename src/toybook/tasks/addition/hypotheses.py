@@ -1,0 +1,53 @@
+"""The addition chapter's reading as data. The universe is every head and both MLPs at
+every position (the 2-layer model: 2 × (4 + 1) × 18 = 180 components). The MLPs, which the
+chapter does not read, are kept whole where answers are predicted."""
+
+from __future__ import annotations
+
+from toybook.analysis.faithfulness import Hypothesis, head, mlp
+from toybook.tasks.addition.presets import ADDITION, ADDITION_1L
+
+N_CTX, PREDICTIONS, OPERANDS = 18, range(11, 17), range(0, 11)  # A5..A0 predicted at 11..16
+N_INPUTS = 300  # 1,800 answer digits: a 1,000-input measurement takes ~25 s on 2 cores
+
+
+def _universe(n_layers):
+    return (*(head(layer, p, h) for layer in range(n_layers) for h in range(4) for p in range(N_CTX)),
+            *(mlp(layer, p) for layer in range(n_layers) for p in range(N_CTX)))
+
+
+def _at_predictions(n_layers, layer0_heads):
+    return (*(head(0, p, h) for p in PREDICTIONS for h in layer0_heads),
+            *(head(layer, p, h) for layer in range(1, n_layers) for p in PREDICTIONS for h in range(4)),
+            *(mlp(layer, p) for layer in range(n_layers) for p in PREDICTIONS))
+
+
+READING = Hypothesis(
+    "reading", "the reading as the chapter states it: L0H0 and L0H1 add the digit pair, "
+    "L0H2 reads the carry into A1, layer 1 resolves cascades (all at the prediction "
+    "positions, with both MLPs there)",
+    circuit=_at_predictions(2, (0, 1, 2)), universe=_universe(2), n_inputs=N_INPUTS,
+)
+WITH_H3 = Hypothesis(
+    "with_h3", "the reading with L0H3 added at the prediction positions",
+    circuit=_at_predictions(2, (0, 1, 2, 3)), universe=_universe(2), n_inputs=N_INPUTS,
+)
+WITH_OPERANDS = Hypothesis(
+    "with_operands", "the reading with L0H3, and layer 0 (heads and MLP) at the operand "
+    "positions, which layer 1 reads",
+    circuit=(*_at_predictions(2, (0, 1, 2, 3)),
+             *(head(0, p, h) for p in OPERANDS for h in range(4)), *(mlp(0, p) for p in OPERANDS)),
+    universe=_universe(2), n_inputs=N_INPUTS,
+)
+READING_1L = Hypothesis(
+    "reading", "the 2-layer reading's layer 0 in one layer: L0H0, L0H1, L0H2 and the MLP at "
+    "the prediction positions", circuit=_at_predictions(1, (0, 1, 2)), universe=_universe(1),
+    n_inputs=N_INPUTS,
+)
+WITH_H3_1L = Hypothesis(
+    "with_h3", "all four heads and the MLP at the prediction positions",
+    circuit=_at_predictions(1, (0, 1, 2, 3)), universe=_universe(1), n_inputs=N_INPUTS,
+)
+
+HYPOTHESES = {ADDITION.name: (READING, WITH_H3, WITH_OPERANDS),
+              ADDITION_1L.name: (READING_1L, WITH_H3_1L)}

@@ -1,0 +1,43 @@
+"""The majority chapter's reading as data: the attention output is a linear function of the
+running histogram (uniform attention averages the value vectors)."""
+
+from __future__ import annotations
+
+from toybook._lazy import lazy
+from toybook.analysis.faithfulness import Hypothesis, head
+from toybook.tasks.majority.presets import MAJORITY
+
+torch = lazy("torch")
+Z = "blocks.0.attn.hook_z"
+
+
+def _features(tokens):
+    from toybook.tasks.majority.analysis import running_histogram
+    from toybook.tasks.majority.task import MajorityTask
+
+    histogram = running_histogram(MajorityTask(), tokens)  # [B, T, V]
+    positions = torch.eye(tokens.shape[1], dtype=torch.double).expand(len(tokens), -1, -1)
+    return torch.cat([histogram, positions], -1)  # [B, T, V + T]
+
+
+def _linear_in_histogram(model, reference):
+    """Both heads' outputs ≈ histogram @ A + b_position, fitted by least squares on the
+    reference inputs."""
+    _, cache = model.run_with_cache(reference, names_filter=Z)
+    z = cache[Z]  # [R, T, H, d_head]
+    features = _features(reference)
+    fit = torch.linalg.lstsq(features.reshape(-1, features.shape[-1]),
+                             z.double().reshape(-1, z.shape[2] * z.shape[3])).solution
+
+    def stated(tokens):
+        return (_features(tokens) @ fit).reshape(len(tokens), *z.shape[1:]).to(z.dtype)
+    return {head(0): stated}
+
+
+READING = Hypothesis(
+    "reading", "both heads' outputs replaced by a linear function of the running histogram "
+    "(one map for all positions, plus a constant per position)",
+    circuit=(head(0),), universe=(head(0),), stated=_linear_in_histogram, n_inputs=250,
+)
+
+HYPOTHESES = {MAJORITY.name: (READING,)}
