@@ -36,7 +36,6 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from toybook.analysis.ablation import mean_activation
 from toybook.analysis.patching import Patch, run_with_patches, source_cache
 from toybook.config_checks import check_integer
 from toybook.errors import ToybookError
@@ -113,7 +112,7 @@ def loss_recovered(
     means = _means(model, reference, universe)
     generator = torch.Generator().manual_seed(seed)
     rows = torch.randint(0, len(reference), (len(tokens),), generator=generator)
-    resampled = reference[rows]
+    resampled = source_cache(model, reference[rows], universe)  # one run serves every draw
     loss_model = task.loss(model(tokens), tokens).item()
 
     def measure(kept: list[Patch], stated: Mapping[Patch, Computed],
@@ -218,10 +217,11 @@ def _loss(model, task, tokens, patches, cache) -> float:
 
 
 def _scrubbed_loss(model, task, tokens, rest, resampled, stated) -> float:
-    """Loss with ``rest`` taken from the ``resampled`` rows and each stated component
-    replaced by its stated value, in one patched forward pass: the cache holds, per hook,
-    the resampled activation with the stated entries written over it."""
-    cache = dict(source_cache(model, resampled, rest).items()) if rest else {}
+    """Loss with ``rest`` taken from the ``resampled`` cache (a run on the resampled rows)
+    and each stated component replaced by its stated value, in one patched forward pass:
+    the cache holds, per hook, the resampled activation with the stated entries written
+    over it."""
+    cache = {patch.hook: resampled[patch.hook] for patch in rest}
     for patch, function in stated.items():
         value = function(tokens)
         if patch.hook in cache:
@@ -235,8 +235,10 @@ def _scrubbed_loss(model, task, tokens, rest, resampled, stated) -> float:
 
 
 def _means(model, reference: Tensor, universe: list[Patch]) -> dict[str, Tensor]:
-    """Each universe hook's mean over the reference inputs, per position: ``[1, T, ...]``."""
-    return {name: mean_activation(model, reference, name)
+    """Each universe hook's mean over the reference inputs, per position: ``[1, T, ...]``
+    (as :func:`~toybook.analysis.ablation.mean_activation` takes it, from one run)."""
+    cache = source_cache(model, reference, universe)
+    return {name: cache[name].float().mean(dim=0, keepdim=True)
             for name in dict.fromkeys(patch.hook for patch in universe)}
 
 

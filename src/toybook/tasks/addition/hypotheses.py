@@ -8,7 +8,7 @@ from toybook.analysis.faithfulness import Hypothesis, head, mlp
 from toybook.tasks.addition.presets import ADDITION, ADDITION_1L
 
 N_CTX, PREDICTIONS, OPERANDS = 18, range(11, 17), range(0, 11)  # A5..A0 predicted at 11..16
-N_INPUTS = 300  # 1,800 answer digits: a 1,000-input measurement takes ~25 s on 2 cores
+N_INPUTS = 200  # 1,200 answer digits; a 1,000-input measurement takes ~20 s on 2 cores
 
 
 def _universe(n_layers):

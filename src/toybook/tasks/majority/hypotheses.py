@@ -37,7 +37,7 @@ def _linear_in_histogram(model, reference):
 READING = Hypothesis(
     "reading", "both heads' outputs replaced by a linear function of the running histogram "
     "(one map for all positions, plus a constant per position)",
-    circuit=(head(0),), universe=(head(0),), stated=_linear_in_histogram, n_inputs=250,
+    circuit=(head(0),), universe=(head(0),), stated=_linear_in_histogram, n_inputs=128,
 )
 
 HYPOTHESES = {MAJORITY.name: (READING,)}
