@@ -17,9 +17,13 @@ asks what is left of the model's loss when only the circuit is intact::
 removing it; a value above 1 means the rest of the universe was hurting. The baseline it
 must be read against (``n_random`` draws): for a circuit, random circuits of the same size
 from the same universe; for a hypothesis that states values, the same substitution with
-each row given the values stated for another input (a shuffled label). Means and resampling sources come from ``reference``
-inputs, never from the inputs measured, so components chosen on one set can be tested on
-another.
+each row given the values stated for another input (a shuffled label). Means and
+resampling sources come from ``reference`` inputs, never from the inputs measured, so
+components chosen on one set can be tested on another.
+
+A chapter states its reading as a :class:`Hypothesis` (in its task folder's
+``hypotheses.py``); :func:`measure_hypotheses` gives the numbers its table shows and
+:func:`faithfulness_claim` the claim the tests assert.
 
 Components are :class:`~toybook.analysis.patching.Patch` objects (a hook, positions, heads),
 so every ablation here goes through :func:`~toybook.analysis.patching.run_with_patches`.

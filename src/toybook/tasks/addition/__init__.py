@@ -2,8 +2,9 @@
 
 ``task`` the format and question classes; ``presets`` the 2-layer model and the 1-layer
 comparison; ``measure`` random questions plus every hand-built set; ``claims`` the
-chapter's claims; ``analysis`` the question sets and accuracy on them; ``circuit`` position
-and head ablation and column patching; ``exercises`` the carry checker.
+chapter's claims; ``hypotheses`` its reading as data; ``analysis`` the question sets and
+accuracy on them; ``circuit`` position and head ablation and column patching;
+``exercises`` the carry checker.
 """
 
 from toybook.tasks.addition.task import (
