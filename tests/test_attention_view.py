@@ -35,6 +35,19 @@ def test_plotly_figures_draw_from_the_page_s_plotly_and_fetch_it_only_without():
     assert html.count("<script") == 1 and "Plotly.newPlot" in html and len(html) < 20_000
 
 
+def test_book_figures_write_exponents_as_powers_of_ten():
+    """Plotly's default tick labels use SI prefixes: a loss of 1e-8 reads "10n"."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from toybook.plotting import use_book_renderer
+
+    use_book_renderer()
+    for figure in (go.Figure(go.Scatter(y=[1e-8, 1])), make_subplots(rows=1, cols=2)):
+        layout = figure.layout.template.layout
+        assert layout.xaxis.exponentformat == layout.yaxis.exponentformat == "power"
+
+
 def test_two_views_get_different_elements():
     pattern = torch.eye(3)[None]
     view = attention_heads(pattern, ["x", "y", "z"])

@@ -48,9 +48,14 @@ def with_plotly_fallback(html: str) -> str:
 
 
 def use_book_renderer() -> None:
-    """Register the shared-plotly.js renderer and make it plotly's default."""
+    """Register the shared-plotly.js renderer and make it plotly's default; axes of every
+    figure write exponents as powers of ten (plotly's default writes SI prefixes, which
+    label a loss of 10⁻⁸ as "10n")."""
     pio.renderers[RENDERER] = SharedPlotlyJsRenderer()
     pio.renderers.default = RENDERER
+    pio.templates[RENDERER] = go.layout.Template(layout=dict(
+        xaxis=dict(exponentformat="power"), yaxis=dict(exponentformat="power")))
+    pio.templates.default = f"plotly+{RENDERER}"
 
 
 def animated_figure(
