@@ -8,6 +8,7 @@ from toybook.analysis.faithfulness import Hypothesis, head, mlp
 from toybook.tasks.addition.presets import ADDITION, ADDITION_1L
 
 N_CTX, PREDICTIONS, OPERANDS = 18, range(11, 17), range(0, 11)  # A5..A0 predicted at 11..16
+A5 = 11  # where the final carry is predicted: the chapter reads L0H2 and L0H3 there
 N_INPUTS = 200  # 1,200 answer digits; a 1,000-input measurement takes ~20 s on 2 cores
 
 
@@ -24,12 +25,13 @@ def _at_predictions(n_layers, layer0_heads):
 
 READING = Hypothesis(
     "reading", "the reading as the chapter states it: L0H0 and L0H1 add the digit pair, "
-    "L0H2 reads the carry into A1, layer 1 resolves cascades (all at the prediction "
-    "positions, with both MLPs there)",
-    circuit=_at_predictions(2, (0, 1, 2)), universe=_universe(2), n_inputs=N_INPUTS,
+    "L0H2 reads the carry (with L0H3 for A5), layer 1 resolves cascades (all at the "
+    "prediction positions, with both MLPs there)",
+    circuit=(*_at_predictions(2, (0, 1, 2)), head(0, A5, 3)), universe=_universe(2),
+    n_inputs=N_INPUTS,
 )
 WITH_H3 = Hypothesis(
-    "with_h3", "the reading with L0H3 added at the prediction positions",
+    "with_h3", "the reading with L0H3 at every prediction position",
     circuit=_at_predictions(2, (0, 1, 2, 3)), universe=_universe(2), n_inputs=N_INPUTS,
 )
 WITH_OPERANDS = Hypothesis(
@@ -40,8 +42,9 @@ WITH_OPERANDS = Hypothesis(
     universe=_universe(2), n_inputs=N_INPUTS,
 )
 READING_1L = Hypothesis(
-    "reading", "the 2-layer reading's layer 0 in one layer: L0H0, L0H1, L0H2 and the MLP at "
-    "the prediction positions", circuit=_at_predictions(1, (0, 1, 2)), universe=_universe(1),
+    "reading", "the 2-layer reading's layer 0 in one layer: L0H0, L0H1, L0H2 (and L0H3 for "
+    "A5) and the MLP at the prediction positions",
+    circuit=(*_at_predictions(1, (0, 1, 2)), head(0, A5, 3)), universe=_universe(1),
     n_inputs=N_INPUTS,
 )
 WITH_H3_1L = Hypothesis(
