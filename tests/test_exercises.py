@@ -126,6 +126,13 @@ def test_qk_scores_feedback_names_the_mistake():
     other = check_qk_token_scores(lambda model: torch.zeros(65, dtype=torch.float64))
     assert not other and "hint: score(t) =" in other.message
 
+    def scaled_by_d_model(model):  # right on the shipped model, whose d_head = d_model
+        return one_layer_circuits(model, 64, 2).qk_token * (model.cfg.d_head / model.cfg.d_model) ** 0.5
+
+    feedback = check_qk_token_scores(scaled_by_d_model)
+    assert not feedback and "d_head 8 < d_model 32" in feedback.message
+    assert "not sqrt(d_model)" in feedback.message
+
 
 def _histogram_with_nan(tokens):
     task = toybook.get_task("majority")
