@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import toybook
-from toybook.analysis.faithfulness import loss_recovered, recovered_fraction
+from toybook.analysis.faithfulness import SHUFFLED_VALUES, loss_recovered, recovered_fraction
 from toybook.analysis.patching import Patch
 from toybook.configs import ModelConfig
 from toybook.errors import ToybookError
@@ -142,7 +142,7 @@ def test_stated_values_are_read_against_shuffled_labels(dead_second_head, inputs
     result = loss_recovered(model, TASK, tokens, reference, [HEAD_0], [HEAD_0, HEAD_1],
                             computed={HEAD_0: true_z}, n_random=5)
     assert result.recovered == 1.0 and len(result.random) == 5
-    assert result.baseline == "the values stated for other inputs"
+    assert result.baseline == SHUFFLED_VALUES
     assert result.random_mean < 0.2 and all(value < 0.5 for value in result.random)
 
 

@@ -47,6 +47,7 @@ from toybook.tasks.base import Task
 
 Computed = Callable[[Tensor], Tensor]  # tokens [B, T] -> the activation [B, T, ...] a hypothesis states
 Stated = Callable[[torch.nn.Module, Tensor], Mapping[Patch, Computed]]  # (model, reference) -> values
+RANDOM_CIRCUITS, SHUFFLED_VALUES = "random circuits of that size", "the values stated for other inputs"
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class Faithfulness:
     n_components: int
     n_universe: int
     random: tuple[float, ...] = field(default=())  # one per draw; NaN where undefined
-    baseline: str = "random circuits of that size"  # what the draws in ``random`` are
+    baseline: str = RANDOM_CIRCUITS  # what the draws in ``random`` are (or SHUFFLED_VALUES)
     random_losses: tuple[tuple[float, float], ...] = field(default=())  # (ablated, hypothesis)
 
     @property
@@ -139,10 +140,9 @@ def loss_recovered(
             draw = measure([universe[i] for i in sorted(chosen.tolist())], {})
         random.append(draw[0])
         random_losses.append(draw[1:])
-    baseline = ("the values stated for other inputs" if computed
-                else Faithfulness.__dataclass_fields__["baseline"].default)
     return Faithfulness(recovered, loss_model, loss_ablated, loss_hypothesis, len(circuit),
-                        len(universe), tuple(random), baseline, tuple(random_losses))
+                        len(universe), tuple(random), SHUFFLED_VALUES if computed else RANDOM_CIRCUITS,
+                        tuple(random_losses))
 
 
 def _on_rows(function: Computed, order: Tensor) -> Computed:
@@ -263,5 +263,5 @@ def _check(circuit, universe, computed, tokens, reference, n_random) -> None:
     check_integer("loss_recovered", "n_random", n_random, minimum=0)
 
 
-__all__ = ["Computed", "Faithfulness", "Hypothesis", "Stated", "faithfulness_claim",
+__all__ = ["RANDOM_CIRCUITS", "SHUFFLED_VALUES", "Computed", "Faithfulness", "Hypothesis", "Stated", "faithfulness_claim",
            "head", "held_out_inputs", "loss_recovered", "measure_hypotheses", "mlp", "recovered_fraction"]

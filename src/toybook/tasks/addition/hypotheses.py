@@ -23,12 +23,16 @@ def _at_predictions(n_layers, layer0_heads):
             *(mlp(layer, p) for layer in range(n_layers) for p in PREDICTIONS))
 
 
+def _as_stated(n_layers):
+    """The chapter's heads at the prediction positions, L0H3 only where A5 is predicted."""
+    return (*_at_predictions(n_layers, (0, 1, 2)), head(0, A5, 3))
+
+
 READING = Hypothesis(
     "reading", "the reading as the chapter states it: L0H0 and L0H1 add the digit pair, "
     "L0H2 reads the carry (with L0H3 for A5), layer 1 resolves cascades (all at the "
     "prediction positions, with both MLPs there)",
-    circuit=(*_at_predictions(2, (0, 1, 2)), head(0, A5, 3)), universe=_universe(2),
-    n_inputs=N_INPUTS,
+    circuit=_as_stated(2), universe=_universe(2), n_inputs=N_INPUTS,
 )
 WITH_H3 = Hypothesis(
     "with_h3", "the reading with L0H3 at every prediction position",
@@ -44,8 +48,7 @@ WITH_OPERANDS = Hypothesis(
 READING_1L = Hypothesis(
     "reading", "the 2-layer reading's layer 0 in one layer: L0H0, L0H1, L0H2 (and L0H3 for "
     "A5) and the MLP at the prediction positions",
-    circuit=(*_at_predictions(1, (0, 1, 2)), head(0, A5, 3)), universe=_universe(1),
-    n_inputs=N_INPUTS,
+    circuit=_as_stated(1), universe=_universe(1), n_inputs=N_INPUTS,
 )
 WITH_H3_1L = Hypothesis(
     "with_h3", "all four heads and the MLP at the prediction positions",
