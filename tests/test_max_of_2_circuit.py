@@ -10,7 +10,6 @@ from toybook.analysis import (
     run_without_positional_embeddings,
 )
 from toybook.analysis.dynamics import first_step_at_least, snapshot_models
-from toybook.tasks.max_of_2.bound import max_of_2_bound
 from toybook.errors import ToybookError
 from toybook.tasks.max_of_2 import EQUALS
 
@@ -84,23 +83,6 @@ def test_hard_attention_hook_sets_the_pattern(model):
     hook = toybook.analysis.hard_attention(2, keys)
     model.run_with_hooks(INPUTS[:3], fwd_hooks=[("blocks.0.attn.hook_pattern", hook), ("blocks.0.attn.hook_pattern", keep)])
     assert torch.equal(seen["pattern"][:, 0, 2], torch.eye(3)[keys])
-
-
-def test_bound_is_sound_and_tight(model):
-    bound = max_of_2_bound(model)
-    correct = TASK.correct(model(INPUTS), INPUTS)[:, 0].reshape(64, 64)
-    assert not bool((bound.certified & ~correct).any())  # never certifies a wrong answer
-    assert bound.accuracy_bound <= correct.double().mean().item()
-    assert bound.accuracy_bound >= 0.99
-
-
-def test_bound_certifies_nothing_for_an_untrained_model():
-    config = toybook.ModelConfig.for_task(TASK, n_layers=1, n_heads=1, d_model=32, d_head=32, normalization_type=None, use_biases=False)
-    untrained = toybook.build_model(config, seed=0)
-    bound = max_of_2_bound(untrained)
-    correct = TASK.correct(untrained(INPUTS), INPUTS)[:, 0].reshape(64, 64)
-    assert not bool((bound.certified & ~correct).any())
-    assert bound.accuracy_bound < 0.05
 
 
 def test_training_record_shows_the_late_transition():
