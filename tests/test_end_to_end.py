@@ -68,14 +68,17 @@ def test_book_numbers_come_from_the_model(built_book):
 
 
 @pytest.mark.slow
-def test_max_of_2_chapter_glues_the_computed_bound(built_book):
+def test_max_of_2_chapter_glues_the_computed_proofs(built_book):
     from toybook.tasks.max_of_2.bound import max_of_2_bound
 
-    bound = max_of_2_bound(toybook.load_model("max_of_2"))
+    model = toybook.load_model("max_of_2")
+    best, brute = max_of_2_bound(model, "grouped_exact"), max_of_2_bound(model, "brute_force")
     page = built_book / "book" / "max_of_2.html"
-    text = page_text(page)
-    assert f"proves that at least {bound.n_certified} of the 4096 inputs" in text
-    check_figures(page, plots=7, views=0)
+    text = squashed(page_text(page))
+    assert squashed(f"proves all {best.n_certified} of the 4096 inputs right for {best.cost:,} operations, "
+                    f"{brute.cost / best.cost:.0f} times fewer than the brute force ({brute.cost:,})") in text
+    assert squashed(f"grouped alone certifies {max_of_2_bound(model, 'grouped').n_certified}") in text
+    check_figures(page, plots=13, views=0)
     assert (built_book / "_static" / "vendor" / "plotly.min.js").exists()
 
 
