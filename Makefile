@@ -50,6 +50,7 @@ bench: book-incremental
 	$(BIN)/python benchmarks/exhaustive_eval.py
 	$(BIN)/python benchmarks/live_latency.py
 	$(BIN)/python benchmarks/training_throughput.py
+	$(BIN)/python benchmarks/max_of_2_proofs.py
 
 clean:
 	rm -rf _build $(VENV) .pytest_cache

@@ -144,3 +144,16 @@ def test_min_gap_reads_the_certified_grid():
                 row = bound.certified[m, :m] if position == 0 else bound.certified[:m, m]
                 assert bool(row[: m - g + 1].all())
                 assert m - g + 1 == m or not bool(row[m - g + 1])
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(n_heads=2, d_head=16), "one attention head"),
+    (dict(n_layers=2), "1-layer attention-only"),
+    (dict(normalization_type="LN"), "without normalization"),
+])
+def test_every_strategy_refuses_a_model_it_cannot_prove_by_name(change, message):
+    settings = dict(n_layers=1, n_heads=1, d_model=32, d_head=32, normalization_type=None, use_biases=False)
+    model = toybook.build_model(toybook.ModelConfig.for_task(TASK, **{**settings, **change}), seed=0)
+    for strategy in STRATEGIES:
+        with pytest.raises(ToybookError, match=message):
+            max_of_2_bound(model, strategy)

@@ -53,20 +53,25 @@ class OneLayerCircuits:
         return self.direct + torch.einsum("bk,bkv->bv", pattern, values)
 
 
+def _require_one_layer(model: torch.nn.Module, what: str) -> None:
+    """Refuse, by name, a model whose logits are not the sum of paths above."""
+    cfg = model.cfg
+    if cfg.n_layers != 1 or not cfg.attn_only:
+        raise ToybookError(f"{what} needs a 1-layer attention-only model")
+    if getattr(cfg, "normalization_type", None) is not None:
+        raise ToybookError(f"{what} needs a model without normalization")
+    config = getattr(model, "toybook_config", None)
+    if config is not None and config.shortformer:
+        raise ToybookError(f"{what} reads positions from the residual stream; this "
+                           "model has shortformer positions (on queries and keys only)")
+
+
 @torch.no_grad()
 def one_layer_circuits(
     model: torch.nn.Module, query_token: int, query_pos: int, head: int = 0
 ) -> OneLayerCircuits:
     """The QK, OV and direct paths of ``head`` for the query ``query_token`` at ``query_pos``."""
-    cfg = model.cfg
-    if cfg.n_layers != 1 or not cfg.attn_only:
-        raise ToybookError("one_layer_circuits needs a 1-layer attention-only model")
-    if getattr(cfg, "normalization_type", None) is not None:
-        raise ToybookError("one_layer_circuits needs a model without normalization")
-    config = getattr(model, "toybook_config", None)
-    if config is not None and config.shortformer:
-        raise ToybookError("one_layer_circuits reads positions from the residual stream; this "
-                           "model has shortformer positions (on queries and keys only)")
+    _require_one_layer(model, "one_layer_circuits")
     E, P, U = model.W_E.double(), model.W_pos.double(), model.W_U.double()
     W_Q, W_K, W_V, W_O = (w[0, head].double() for w in (model.W_Q, model.W_K, model.W_V, model.W_O))
     b_Q, b_K, b_V = (b[0, head].double() for b in (model.b_Q, model.b_K, model.b_V))
@@ -123,12 +128,12 @@ def float32_logit_error(model: torch.nn.Module, query_token: int, query_pos: int
     Assumptions: IEEE float32 arithmetic with round-to-nearest (no reduced-precision
     matmuls, which torch on CPU does not use by default), and an exp within ``EXP_ULPS``
     ulp. Underflow is covered by a small absolute term. The bound is loose (for the
-    shipped max-of-2 model it is about a thousand times the largest difference seen
-    between the float32 and float64 logits) but small against the margins it guards.
+    shipped max-of-2 model it is thousands of times the largest difference seen between
+    the float32 and float64 logits) but small against the margins it guards.
     """
-    cfg = model.cfg
-    if cfg.n_layers != 1 or not cfg.attn_only or cfg.n_heads != 1:
-        raise ToybookError("float32_logit_error needs a 1-layer attention-only model with one head")
+    _require_one_layer(model, "float32_logit_error")
+    if model.cfg.n_heads != 1:
+        raise ToybookError("float32_logit_error needs a model with one attention head")
     u = UNIT_ROUNDOFF
 
     def gamma(n: int) -> float:
@@ -153,7 +158,7 @@ def float32_logit_error(model: torch.nn.Module, query_token: int, query_pos: int
     K, dK = over_keys(W_K, b_K)
     V, dV = over_keys(W_V, b_V)
     scale = d_head**0.5
-    S = float((((K + dK) @ (Q + dQ)) / scale).max())
+    S = float((((K + dK) @ (Q + dQ)) / scale).max()) * (1 + gamma(d_head + 2))  # bounds |computed score|
     d_score = float(((K + dK) @ dQ + dK @ Q + gamma(d_head + 2) * (K + dK) @ (Q + dQ)).max() / scale)
     lam = 2 * (d_score + 2 * u * S) + 3 * EXP_ULPS * 2 * u + 2 * gamma(n_ctx) + 2 * u
     rho = math.expm1(lam)
