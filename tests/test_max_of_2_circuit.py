@@ -97,3 +97,30 @@ def test_training_record_shows_the_late_transition():
     assert torch.equal(final(INPUTS), checkpoint.model(INPUTS))
     with pytest.raises(ToybookError, match="no metric 'eval_accuracy'"):
         first_step_at_least(history, "eval_accuracy", 0.99)
+
+
+def test_the_plateau_errors_are_a_drop_in_the_qk_scores():
+    """The chapter's plateau finding: mid-plateau, the QK token scores drop between two
+    adjacent tokens; most wrong inputs pair a token below the drop with one above it; forcing
+    attention onto the larger number removes most errors (a random operand: about half
+    right); the drop is closed by the time test accuracy reaches 99%."""
+    checkpoint = toybook.load_shipped("max_of_2")
+    history = checkpoint.metadata["history"]
+    snapshots = snapshot_models(checkpoint.path)
+    fitted = first_step_at_least(history, "train_acc", 0.99)
+    generalised = first_step_at_least(history, "eval_acc", 0.99)
+    mid = snapshots[min(snapshots, key=lambda s: abs(s - (fitted + generalised - 300) / 2))]
+    qk = one_layer_circuits(mid, EQUALS, 2).qk_token[:64]
+    cliff = int((qk[1:] - qk[:-1]).argmin())
+    assert float(qk[cliff] - qk[cliff + 1]) > 10
+    wrong = ~TASK.correct(mid(INPUTS), INPUTS)[:, 0]
+    smaller, larger_value = INPUTS[:, :2].min(1).values, INPUTS[:, :2].max(1).values
+    across = (smaller <= cliff) & (larger_value > cliff)
+    assert 0.05 < wrong.double().mean() and (wrong & across).sum() >= 0.75 * wrong.sum()
+    coin = torch.randint(0, 2, (len(INPUTS),), generator=torch.Generator().manual_seed(0))
+    forced = accuracy(run_with_hard_attention(mid, INPUTS, 2, LARGER))
+    random_operand = accuracy(run_with_hard_attention(mid, INPUTS, 2, coin))
+    assert forced >= 0.98 and random_operand <= 0.6
+    first_good = min(s for s in snapshots if s >= generalised)
+    late = one_layer_circuits(snapshots[first_good], EQUALS, 2).qk_token[:64]
+    assert float(late[cliff + 1] - late[cliff]) > 0
