@@ -63,3 +63,12 @@ def test_two_views_get_different_elements():
 def test_bad_shapes_are_named(shape, tokens, names, message):
     with pytest.raises(ValueError, match=message):
         attention_heads(torch.zeros(shape), [str(i) for i in range(tokens)], names)
+
+
+def test_views_are_tidied_for_readers_after_every_redraw():
+    """The browser test checks the result (tests/test_browser.py); here, that every view
+    carries the tidying and re-runs it when React redraws."""
+    html = attention_heads(torch.rand(2, 3, 3).softmax(-1), ["a", "b", "c"], ["h0", "h1"])._repr_html_()
+    assert "function tidy(element, n_tokens)" in html and html.count("tidy(element, 3)") == 2
+    assert 'setAttribute("role", "none")' in html and "aria-label" in html
+    assert "new MutationObserver" in html

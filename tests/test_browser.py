@@ -108,6 +108,75 @@ def test_page_is_offline_complete_and_renders(browser, site, name):
         assert n_plotly >= 3
 
 
+# every attention view's problems as a reader meets them: headings in the page outline,
+# canvases without a name, head labels that overflow their tile, labels under 4.5:1 contrast
+ATTENTION_VIEW_PROBLEMS = """
+() => {
+  const problems = [];
+  const luminance = (rgb) => {
+    const [r, g, b] = rgb.map(c => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const parse = (css) => (css.match(/[\d.]+/g) || []).slice(0, 3).map(Number);
+  document.querySelectorAll('.toybook-circuitsvis').forEach((view, v) => {
+    view.querySelectorAll('h1,h2,h3,h4,h5,h6').forEach(h => {
+      const role = h.getAttribute('role');
+      if (role !== 'none' && role !== 'presentation') problems.push(`view ${v}: heading <${h.tagName}> "${h.textContent}" in the page outline`);
+    });
+    view.querySelectorAll('canvas').forEach((c, i) => {
+      if (!(c.getAttribute('aria-label') || '').trim()) problems.push(`view ${v}: canvas ${i} has no accessible name`);
+    });
+    view.querySelectorAll('h2, h4').forEach(label => {
+      const box = label.getBoundingClientRect(), tile = label.parentElement.getBoundingClientRect();
+      if (box.width === 0) return;
+      const style = getComputedStyle(label);
+      const one_line = parseFloat(style.lineHeight) || parseFloat(style.fontSize) * 1.5;
+      if (label.tagName === 'H4' && (box.left < tile.left - 1 || box.right > tile.right + 1 || label.scrollWidth > label.clientWidth + 1 || box.height > 1.6 * one_line))
+        problems.push(`view ${v}: label "${label.textContent}" (${Math.round(box.width)}x${Math.round(box.height)} px) does not fit its ${Math.round(tile.width)} px tile`);
+      const fg = luminance(parse(style.color)), bg = luminance(parse(style.backgroundColor));
+      const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+      if (ratio < 4.5) problems.push(`view ${v}: label "${label.textContent}" contrast ${ratio.toFixed(2)}:1`);
+    });
+  });
+  return problems;
+}
+"""
+VIEW_PAGES = ["book/addition", "book/list_update", "book/majority"]
+
+
+def test_the_view_pages_are_the_ones_with_views(built_book):
+    with_views = [name for name in toc_files()
+                  if "toybook-circuitsvis" in (built_book / f"{name}.html").read_text()]
+    assert sorted(with_views) == VIEW_PAGES
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+@pytest.mark.parametrize("name", VIEW_PAGES)
+def test_attention_views_read_well(browser, site, name, width):
+    """On today's circuitsvis alone, every page fails this (see toybook.attention_view)."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto(f"{site}/{name}.html", wait_until="load")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.toybook-circuitsvis')].every(v => v.querySelector('canvas'))",
+        timeout=20_000,
+    )
+    page.wait_for_timeout(300)
+    assert page.evaluate(ATTENTION_VIEW_PROBLEMS) == []
+    last_tile = page.locator(".toybook-circuitsvis").first.locator("canvas").nth(-2)
+    last_tile.scroll_into_view_if_needed()
+    last_tile.hover()  # the enlarged view switches head: React redraws it
+    page.wait_for_timeout(300)
+    assert page.evaluate(ATTENTION_VIEW_PROBLEMS) == []
+    zoomed = page.locator(".toybook-circuitsvis").first.locator("canvas").last.get_attribute("aria-label")
+    thumbnail = last_tile.get_attribute("aria-label")
+    assert zoomed == thumbnail and zoomed.startswith("attention pattern of ")
+    if width == 390:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.locator(".toybook-circuitsvis").first.screenshot(
+            path=str(ARTIFACTS / f"attention_view_{name.replace('/', '_')}_390.png"))
+    page.close()
+
+
 @contextlib.contextmanager
 def live_page(browser, built_book, path):
     """A page of the built book served by ``toybook live`` (local Jupyter server); on exit,

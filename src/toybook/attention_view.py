@@ -8,6 +8,15 @@ once (the book's ``offline_assets`` extension adds ``circuitsvis/dist/cdn/iife.j
 every page that shows a view). Only where the page has no bundle — a chapter opened in
 Colab or in a downloaded notebook — does the view fetch it, from unpkg.
 
+Once drawn, each view is tidied for readers (:data:`TIDY_JS`), where circuitsvis 1.43's
+``AttentionHeads`` falls short: its headings ("Head Selector (hover to view, click to
+lock)", each head's label) join the page's outline, so they get ``role="none"``; its head
+labels, set in the page's heading size on tiles a twelfth of the view wide, overflow their
+tiles, so they get a small font and the tiles a minimum width; its labels are white on the
+head's colour (1.7:1 on cyan), so each gets black or white, whichever contrasts more
+(always at least 4.58:1); and its canvases have no accessible name, so each is named
+after its head. React redraws the view on hover and click; an observer tidies it again.
+
 Shapes: H heads, Q query (destination) positions, K key (source) positions.
 """
 
@@ -25,6 +34,39 @@ from circuitsvis.utils.convert_props import convert_props
 from toybook.errors import ToybookError
 
 CSS_CLASS = "toybook-circuitsvis"
+TILE_MIN_PX = 64
+TIDY_JS = """function tidy(element, n_tokens) {
+  function luminance(css) {
+    var rgb = (css.match(/[\\d.]+/g) || [255, 255, 255]).slice(0, 3).map(function (c) {
+      c = Number(c) / 255; return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2];
+  }
+  element.querySelectorAll("h1, h2, h3, h4, h5, h6").forEach(function (h) { h.setAttribute("role", "none"); });
+  element.querySelectorAll("h3").forEach(function (h) { h.style.setProperty("font-size", "1rem"); });
+  element.querySelectorAll("h2, h4").forEach(function (label) {
+    if (label.tagName === "H4") {
+      label.style.setProperty("font-size", "12px");
+      label.style.setProperty("line-height", "1.4");
+      label.style.setProperty("padding", "0 3px");
+    }
+    label.style.setProperty("white-space", "nowrap");
+    var dark = luminance(getComputedStyle(label).backgroundColor) > 0.179;
+    label.style.setProperty("color", dark ? "#000" : "#fff");
+  });
+  element.querySelectorAll("div").forEach(function (tile) {
+    if (tile.style.flexBasis.indexOf("8.33") === 0) tile.style.setProperty("min-width", "%dpx");
+  });
+  element.querySelectorAll("canvas").forEach(function (canvas) {
+    var box = canvas.parentElement, label = null;
+    while (box && box !== element && !label) {
+      label = box.querySelector(":scope > h2, :scope > h4");
+      box = box.parentElement;
+    }
+    var name = label ? label.textContent : "a head";
+    canvas.setAttribute("aria-label", "attention pattern of " + name + " over " + n_tokens + " tokens");
+  });
+}""" % TILE_MIN_PX
 BUNDLE_CDN = f"https://unpkg.com/circuitsvis@{circuitsvis.__version__}/dist/cdn/iife.js"
 
 
@@ -38,6 +80,7 @@ class CircuitsVisView:
     def _repr_html_(self) -> str:
         element = f"circuits-vis-{uuid.uuid4().hex[:12]}"
         props = convert_props(self.props)
+        n_tokens = len(self.props.get("tokens") or [])
         missing = html.escape(
             "This attention view needs the circuitsvis bundle (circuitsvis/dist/cdn/iife.js); "
             "the page has none and it could not be loaded."
@@ -46,8 +89,16 @@ class CircuitsVisView:
             f'<div id="{element}" class="{CSS_CLASS}" style="margin: 15px 0;"></div>\n'
             "<script>(function () {\n"
             f'  var element = document.getElementById("{element}");\n'
+            f"  {TIDY_JS.replace(chr(10), chr(10) + '  ')}\n"
             "  function render() {\n"
             f"    window.CircuitsVis.render(element.id, window.CircuitsVis.{self.component}, {props});\n"
+            "    var observer = new MutationObserver(function () {\n"
+            "      observer.disconnect();\n"
+            f"      tidy(element, {n_tokens});\n"
+            "      observer.observe(element, {childList: true, subtree: true, characterData: true, attributes: true});\n"
+            "    });\n"
+            f"    tidy(element, {n_tokens});\n"
+            "    observer.observe(element, {childList: true, subtree: true, characterData: true, attributes: true});\n"
             "  }\n"
             "  function draw() {\n"
             "    if (window.CircuitsVis) { render(); return; }\n"
