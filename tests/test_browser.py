@@ -177,6 +177,55 @@ def test_attention_views_read_well(browser, site, name, width):
     page.close()
 
 
+AXE_CORE = "4.14.1"
+
+
+@pytest.fixture(scope="module")
+def axe_js():
+    """axe-core from the npm registry, fetched once like the book's other npm assets."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    from offline_assets import npm_package
+
+    return (npm_package("axe-core", AXE_CORE) / "axe.min.js").read_text()
+
+
+@pytest.mark.parametrize("name", toc_files())
+def test_no_serious_accessibility_violation(browser, site, axe_js, name):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{site}/{name}.html", wait_until="load")
+    if page.locator(".toybook-circuitsvis").count():
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.toybook-circuitsvis')].every(v => v.querySelector('canvas'))",
+            timeout=20_000,
+        )
+    page.wait_for_timeout(500)
+    page.add_script_tag(content=axe_js)
+    violations = page.evaluate("""async () => (await axe.run(document, {resultTypes: ["violations"]}))
+        .violations.filter(v => v.impact === "critical" || v.impact === "serious")
+        .map(v => `${v.impact} ${v.id} (${v.nodes.length}): ${v.nodes[0].target.join(" ")}`)""")
+    page.close()
+    assert violations == [], f"{name}: {violations}"
+
+
+def test_no_cell_output_is_a_python_object_repr(built_book):
+    """A stray ``<torch.autograd.grad_mode.set_grad_enabled object at 0x...>`` under a cell."""
+    import re
+
+    pattern = re.compile(r"&lt;[\w.]+ object at 0x[0-9a-f]+&gt;|set_grad_enabled")
+    assert pattern.search("&lt;torch.autograd.grad_mode.set_grad_enabled object at 0x7f3a2c1d&gt;")
+    found, n_outputs = {}, 0
+    for name in toc_files():
+        outputs = re.findall(r'<div class="cell_output[^"]*">(.*?)</div>\s*</div>',
+                             (built_book / f"{name}.html").read_text(), flags=re.S)
+        n_outputs += len(outputs)
+        hits = [hit for output in outputs for hit in pattern.findall(output)]
+        if hits:
+            found[name] = hits
+    assert n_outputs > 100 and found == {}
+
+
 @contextlib.contextmanager
 def live_page(browser, built_book, path):
     """A page of the built book served by ``toybook live`` (local Jupyter server); on exit,
