@@ -10,6 +10,9 @@ that fixes one upstream (or changes its markup) shows up there.
   shows.
 - pydata-sphinx-theme 0.16 labels its search fields "Search" while they show "Search
   Ctrl+K": the same rule. The icon-only search button keeps its label.
+- The same theme's colour-mode button is labelled "Color mode", but its three icons carry
+  titles ("Light", "Dark", "System Settings") that Font Awesome turns into text inside the
+  button: the same rule. The icons lose their titles (the button keeps its tooltip).
 - Sphinx 7 writes the bibliography as ``<div role="list" class="citation-list">`` whose
   children (``role="doc-biblioentry"`` entries and their back-links) are not list items:
   axe's ``aria-required-children`` (critical). The list role goes; the entries keep theirs.
@@ -17,6 +20,7 @@ that fixes one upstream (or changes its markup) shows up there.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 REWRITES = (
@@ -27,10 +31,13 @@ REWRITES = (
 )
 
 
+THEME_ICON_TITLE = re.compile(r'(<i class="theme-switch [^"]*" data-mode="\w+")\s+title="[^"]*"')
+
+
 def rewrite(html: str) -> str:
     for old, new in REWRITES:
         html = html.replace(old, new)
-    return html
+    return THEME_ICON_TITLE.sub(r'\1 aria-hidden="true"', html)
 
 
 def fix_pages(app, exception) -> None:
