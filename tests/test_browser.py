@@ -177,6 +177,45 @@ def test_attention_views_read_well(browser, site, name, width):
     page.close()
 
 
+# a legend, play/pause button or slider drawn over a figure's title, a subplot title or
+# an axis title
+PLOTLY_OVERLAPS = """
+() => {
+  const problems = [];
+  const boxes = (root, selector) => [...root.querySelectorAll(selector)].map(e => [e, e.getBoundingClientRect()])
+    .filter(([e, r]) => r.width > 0 && r.height > 0);
+  const hit = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+  document.querySelectorAll('.plotly-graph-div').forEach((plot, i) => {
+    const controls = [...boxes(plot, 'g.legend'), ...boxes(plot, 'g.updatemenu-container g.updatemenu-button'),
+                      ...boxes(plot, 'g.slider-container')];
+    const titles = [...boxes(plot, '.g-gtitle text, .g-xtitle text, .g-ytitle text, .g-x2title text, .g-y2title text, [class^="g-x"][class$="title"] text, [class^="g-y"][class$="title"] text, g.annotation-text-g text')];
+    for (const [c, cr] of controls) for (const [t, tr] of titles)
+      if (hit(cr, tr)) problems.push(`figure ${i}: ${c.getAttribute('class')} covers "${t.textContent}"`);
+  });
+  return [...new Set(problems)];
+}
+"""
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_no_figure_control_covers_a_title(browser, site, width):
+    found = {}
+    for name in toc_files():
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.goto(f"{site}/{name}.html", wait_until="load")
+        if page.locator(".plotly-graph-div").count():
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.plotly-graph-div')].every(d => d.querySelector('svg.main-svg'))",
+                timeout=20_000,
+            )
+            page.wait_for_timeout(300)
+            problems = page.evaluate(PLOTLY_OVERLAPS)
+            if problems:
+                found[name] = problems
+        page.close()
+    assert found == {}
+
+
 AXE_CORE = "4.14.1"
 
 

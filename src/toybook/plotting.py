@@ -62,13 +62,15 @@ def animated_figure(
     frames: Sequence[go.Frame], labels: Sequence[str], base: go.Figure, prefix: str = "epoch ",
     duration_ms: int = 150,
 ) -> go.Figure:
-    """``base`` with ``frames``, a play/pause button and a slider labelled ``labels``."""
+    """``base`` with ``frames``, a play/pause button and a slider labelled ``labels``.
+
+    The controls sit below the x-axis titles: give ``base`` a bottom margin of about 190 px."""
     base.frames = list(frames)
     step_args = dict(mode="immediate", frame=dict(duration=duration_ms, redraw=True),
                      transition=dict(duration=0))
     base.update_layout(
         updatemenus=[dict(
-            type="buttons", direction="left", x=0, y=-0.12, xanchor="left", yanchor="top",
+            type="buttons", direction="left", x=0, y=-0.3, xanchor="left", yanchor="top",
             pad=dict(r=10, t=10), showactive=False,
             buttons=[
                 dict(label="▶ play", method="animate", args=[None, {**step_args, "fromcurrent": True}]),
@@ -77,7 +79,7 @@ def animated_figure(
             ],
         )],
         sliders=[dict(
-            x=0.15, y=-0.08, len=0.85, currentvalue=dict(prefix=prefix),
+            x=0.15, y=-0.24, len=0.85, currentvalue=dict(prefix=prefix),
             steps=[dict(method="animate", label=label, args=[[frame.name], step_args])
                    for frame, label in zip(frames, labels)],
         )],
