@@ -110,7 +110,7 @@ def test_page_is_offline_complete_and_renders(browser, site, name):
 
 # every attention view's problems as a reader meets them: headings in the page outline,
 # canvases without a name, head labels that overflow their tile, labels under 4.5:1 contrast
-ATTENTION_VIEW_PROBLEMS = """
+ATTENTION_VIEW_PROBLEMS = r"""
 () => {
   const problems = [];
   const luminance = (rgb) => {
@@ -179,7 +179,7 @@ def test_attention_views_read_well(browser, site, name, width):
 
 # a legend, play/pause button or slider drawn over a figure's title, a subplot title or
 # an axis title
-PLOTLY_OVERLAPS = """
+PLOTLY_OVERLAPS = r"""
 () => {
   const problems = [];
   const boxes = (root, selector) => [...root.querySelectorAll(selector)].map(e => [e, e.getBoundingClientRect()])
