@@ -24,7 +24,8 @@ The strategies (:data:`STRATEGIES`):
     run the model on all ``V^2`` inputs; cost: its forward pass, counted from the config.
 ``coarse``
     the bound above with ``D``, ``A`` and the worst of ``B, C`` each maximised over ``j``
-    separately: ``O(V^2)`` operations, sub-cubic.
+    separately: ``O(V^2)`` operations, sub-cubic (the circuits it reads cost ``O(V^2 d)``,
+    and dominate at this size).
 ``grouped``
     the bound above for every ``j``: ``O(V^3)``.
 ``grouped_exact``
