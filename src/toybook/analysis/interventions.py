@@ -41,8 +41,37 @@ def run_with_hard_attention(
     layer: int = 0, head: int = 0,
 ) -> Tensor:
     """Logits when each query in ``query_pos`` attends only to its key in ``key_pos``."""
+    _check_hard_attention(model, tokens, query_pos, key_pos, layer, head)
     hook = hard_attention(query_pos, key_pos, head)
     return model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_pattern", hook)])
+
+
+def _check_hard_attention(model, tokens: Tensor, query_pos, key_pos: Tensor, layer: int, head: int) -> None:
+    """Refuse, by name, what would index out of range or be broadcast silently."""
+    cfg = model.cfg
+    if not 0 <= layer < cfg.n_layers:
+        raise ToybookError(f"layer {layer} does not exist: the model has layers 0..{cfg.n_layers - 1}")
+    if not 0 <= head < cfg.n_heads:
+        raise ToybookError(f"head {head} does not exist: the model has heads 0..{cfg.n_heads - 1}")
+    key_pos = torch.as_tensor(key_pos)
+    if key_pos.dtype.is_floating_point or key_pos.dtype == torch.bool or key_pos.ndim not in (1, 2):
+        raise ToybookError(f"key_pos must be integer positions [B] or [B, Q], got {key_pos.dtype} "
+                           f"of shape {list(key_pos.shape)}")
+    if len(key_pos) != len(tokens):
+        raise ToybookError(f"{len(key_pos)} rows of key positions for {len(tokens)} sequences: "
+                           "give one row per sequence")
+    queries = [query_pos] if isinstance(query_pos, int) else list(query_pos)
+    n = tokens.shape[-1]
+    for q in queries:
+        if not 0 <= q < n:
+            raise ToybookError(f"query position {q} is outside the sequence: positions are 0..{n - 1}")
+    keys = key_pos.reshape(len(key_pos), -1)
+    if keys.shape[1] == len(queries):
+        for column, q in enumerate(queries):
+            bad = keys[:, column][(keys[:, column] < 0) | (keys[:, column] > q)]
+            if len(bad):
+                raise ToybookError(f"the query at position {q} can attend only to positions 0..{q} "
+                                   f"(attention is causal); got key position {int(bad[0])}")
 
 
 @torch.no_grad()
