@@ -108,6 +108,19 @@ def test_page_is_offline_complete_and_renders(browser, site, name):
         assert n_plotly >= 3
 
 
+def open_drawn(browser, site, name, width):
+    """A page of the site at ``width`` px, once every plotly figure and attention view is drawn."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto(f"{site}/{name}.html", wait_until="load")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.plotly-graph-div')].every(d => d.querySelector('svg.main-svg'))"
+        " && [...document.querySelectorAll('.toybook-circuitsvis')].every(v => v.querySelector('canvas'))",
+        timeout=20_000,
+    )
+    page.wait_for_timeout(300)
+    return page
+
+
 # every attention view's problems as a reader meets them: headings in the page outline,
 # canvases without a name, head labels that overflow their tile, labels under 4.5:1 contrast
 ATTENTION_VIEW_PROBLEMS = r"""
@@ -154,13 +167,7 @@ def test_the_view_pages_are_the_ones_with_views(built_book):
 @pytest.mark.parametrize("name", VIEW_PAGES)
 def test_attention_views_read_well(browser, site, name, width):
     """On today's circuitsvis alone, every page fails this (see toybook.attention_view)."""
-    page = browser.new_page(viewport={"width": width, "height": 900})
-    page.goto(f"{site}/{name}.html", wait_until="load")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.toybook-circuitsvis')].every(v => v.querySelector('canvas'))",
-        timeout=20_000,
-    )
-    page.wait_for_timeout(300)
+    page = open_drawn(browser, site, name, width)
     assert page.evaluate(ATTENTION_VIEW_PROBLEMS) == []
     last_tile = page.locator(".toybook-circuitsvis").first.locator("canvas").nth(-2)
     last_tile.scroll_into_view_if_needed()
@@ -201,17 +208,10 @@ PLOTLY_OVERLAPS = r"""
 def test_no_figure_control_covers_a_title(browser, site, width):
     found = {}
     for name in toc_files():
-        page = browser.new_page(viewport={"width": width, "height": 900})
-        page.goto(f"{site}/{name}.html", wait_until="load")
-        if page.locator(".plotly-graph-div").count():
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('.plotly-graph-div')].every(d => d.querySelector('svg.main-svg'))",
-                timeout=20_000,
-            )
-            page.wait_for_timeout(300)
-            problems = page.evaluate(PLOTLY_OVERLAPS)
-            if problems:
-                found[name] = problems
+        page = open_drawn(browser, site, name, width)
+        problems = page.evaluate(PLOTLY_OVERLAPS)
+        if problems:
+            found[name] = problems
         page.close()
     assert found == {}
 
@@ -232,14 +232,7 @@ def axe_js():
 
 @pytest.mark.parametrize("name", toc_files())
 def test_no_serious_accessibility_violation(browser, site, axe_js, name):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(f"{site}/{name}.html", wait_until="load")
-    if page.locator(".toybook-circuitsvis").count():
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('.toybook-circuitsvis')].every(v => v.querySelector('canvas'))",
-            timeout=20_000,
-        )
-    page.wait_for_timeout(500)
+    page = open_drawn(browser, site, name, 1280)
     page.add_script_tag(content=axe_js)
     violations = page.evaluate("""async () => (await axe.run(document, {resultTypes: ["violations"]}))
         .violations.filter(v => v.impact === "critical" || v.impact === "serious")

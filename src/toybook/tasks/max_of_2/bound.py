@@ -95,11 +95,17 @@ class MaxOf2Bound:
 
 
 @torch.no_grad()
-def max_of_2_bound(model: torch.nn.Module, strategy: str = "grouped") -> MaxOf2Bound:
-    """Certify max-of-2 inputs of a 1-layer, 1-head attention-only model by ``strategy``."""
+def max_of_2_bound(model: torch.nn.Module, strategy: str = "grouped", float_sound: bool = True) -> MaxOf2Bound:
+    """Certify max-of-2 inputs of a 1-layer, 1-head attention-only model by ``strategy``.
+
+    ``float_sound=False`` runs the same proof in exact arithmetic with no rounding margin:
+    not a certificate for the model as it runs, only a way to show what the margin is for
+    (see :func:`with_near_tie`)."""
     if strategy not in STRATEGIES:
         raise ToybookError(f"unknown proof strategy {strategy!r}; the strategies are {', '.join(STRATEGIES)}")
     eps = float32_logit_error(model, EQUALS, 2)
+    if not float_sound:
+        return _certify(model, strategy, torch.zeros_like(eps), reserve=0.0)
     return _certify(model, strategy, eps)
 
 
