@@ -10,6 +10,7 @@ The live server's bad requests are in test_live.py (they need real HTTP)."""
 
 import hashlib
 import json
+import shutil
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,14 @@ def flip_a_weight_byte(where):
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
+
+
+def checkpoint_named(name):
+    """A checkpoint already saved as ``name`` in the row's folder (a copy of the tiny one)."""
+    def prepare(where):
+        for suffix in (".json", ".safetensors"):
+            shutil.copyfile(where.checkpoint.with_suffix(suffix), where.folder / f"{name}{suffix}")
+    return prepare
 
 
 def block_the_folder(where):
@@ -164,8 +173,9 @@ CASES = [
     Case("weights damaged", lambda w: toybook.load_checkpoint(w.checkpoint), CheckpointError, "checksum mismatch for tiny.safetensors", prepare=flip_a_weight_byte),
     Case("version-1 sidecar", lambda w: toybook.load_checkpoint(w.checkpoint), CheckpointError, "version 1 sidecars have no checksums over their contents", prepare=lambda w: w.edit_sidecar(lambda m: m.update(format_version=1))),
     # the command line
-    Case("train into a folder that cannot exist", command("train", "max_of_2", "--out", "{folder}/a-file/m2", "--quiet"), CheckpointError, "cannot write a checkpoint into", prepare=block_the_folder),
-    Case("train over an existing checkpoint", command("train", "max_of_2", "--out", "{checkpoint}", "--quiet"), CheckpointError, "already exists; choose another path or allow overwriting it (toybook train --force)"),
+    Case("train into a folder that cannot exist", command("train", "max_of_2", "--out", "{folder}/a-file/runs", "--quiet"), CheckpointError, "cannot write a checkpoint into", prepare=block_the_folder),
+    Case("train over an existing checkpoint", command("train", "max_of_2", "--out", "{folder}", "--quiet"), CheckpointError, "max_of_2 already exists; choose another path or allow overwriting it (toybook train --force)", prepare=checkpoint_named("max_of_2")),
+    Case("train a seed over an existing checkpoint", command("train", "max_of_2", "--seed", "4", "--out", "{folder}", "--quiet"), CheckpointError, "max_of_2_s4 already exists", prepare=checkpoint_named("max_of_2_s4")),
     Case("eval --record into the shipped package", command("eval", "max_of_2", "--record"), ToybookError, "--record would rewrite the shipped checkpoint 'max_of_2' inside the installed package"),
     Case("eval a checkpoint of another task", command("eval", "addition", "--checkpoint", "{checkpoint}"), ToybookError, "is a 'max_of_2' model, not 'addition'"),
     Case("eval --all of a task without a finite input space", command("eval", "majority", "--all"), ToybookError, "task 'majority' has no finite input space; use --n instead of --all"),

@@ -45,8 +45,9 @@ def test_eval_says_when_n_does_not_apply(capsys):
 
 
 def test_train_then_eval(capsys, tmp_path):
-    out_path = tmp_path / "m2"
-    code, out, _ = run_cli(capsys, "train", "max_of_2", "--steps", "30", "--seed", "3", "--out", str(out_path), "--quiet")
+    """--out is a folder, as for reproduce and sweep; a seed model is named like a sweep's."""
+    out_path = tmp_path / "max_of_2_s3"
+    code, out, _ = run_cli(capsys, "train", "max_of_2", "--steps", "30", "--seed", "3", "--out", str(tmp_path), "--quiet")
     assert code == 0 and "trained max_of_2 for 30 steps" in out
     assert out_path.with_suffix(".safetensors").exists() and out_path.with_suffix(".json").exists()
     code, out, _ = run_cli(capsys, "eval", "max_of_2", "--checkpoint", str(out_path), "--record")
@@ -58,15 +59,15 @@ def test_train_then_eval(capsys, tmp_path):
 def test_train_checks_its_output_before_training(capsys, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    code, out, err = run_cli(capsys, "train", "max_of_2", "--out", str(blocker / "m2"), "--quiet")
+    code, out, err = run_cli(capsys, "train", "max_of_2", "--out", str(blocker / "runs"), "--quiet")
     assert code == 2 and "cannot write a checkpoint into" in err and "trained" not in out
-    existing = tmp_path / "m2"
-    code, _, _ = run_cli(capsys, "train", "max_of_2", "--steps", "5", "--out", str(existing), "--quiet")
+    existing = tmp_path / "max_of_2"
+    code, _, _ = run_cli(capsys, "train", "max_of_2", "--steps", "5", "--out", str(tmp_path), "--quiet")
     before = existing.with_suffix(".json").read_bytes()
-    code, out, err = run_cli(capsys, "train", "max_of_2", "--steps", "6", "--out", str(existing), "--quiet")
+    code, out, err = run_cli(capsys, "train", "max_of_2", "--steps", "6", "--out", str(tmp_path), "--quiet")
     assert code == 2 and f"checkpoint {existing} already exists" in err and "--force" in err
     assert existing.with_suffix(".json").read_bytes() == before
-    code, out, _ = run_cli(capsys, "train", "max_of_2", "--steps", "6", "--out", str(existing), "--quiet", "--force")
+    code, out, _ = run_cli(capsys, "train", "max_of_2", "--steps", "6", "--out", str(tmp_path), "--quiet", "--force")
     assert code == 0 and read_sidecar(existing)["training"]["steps"] == 6
 
 

@@ -20,7 +20,8 @@ from toybook.measurement import DEFAULT_N, SMALL_INPUT_SPACE
 EXAMPLES = """examples:
   toybook list                                  tasks, presets, shipped models
   toybook eval list_update --n 100000           accuracy on a seeded random sample
-  toybook train max_of_2 --seed 1 --out runs/m2 train a preset with another seed
+  toybook train max_of_2 --seed 1 --out runs    train a preset with another seed
+                                                (saved as runs/max_of_2_s1)
   toybook reproduce max_of_2                    retrain a shipped model and compare
   toybook live                                  the built book with live cells"""
 
@@ -53,9 +54,12 @@ def parser() -> argparse.ArgumentParser:
     training.add_argument("--steps", type=positive_int, help="override the preset's steps")
     training.add_argument("--seed", type=int, help="override the preset's seed")
     training.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    training.add_argument("--out", type=Path, help="checkpoint path (default: checkpoints/NAME)")
     training.add_argument(
-        "--force", action="store_true", help="overwrite the checkpoint at --out if it exists"
+        "--out", type=Path, default=Path("checkpoints"),
+        help="folder for the checkpoint, saved as NAME, or NAME_sSEED with --seed "
+             "(default: checkpoints), as for reproduce and sweep")
+    training.add_argument(
+        "--force", action="store_true", help="overwrite that checkpoint if it exists"
     )
     training.add_argument("--snapshot-every", type=positive_int, help="keep weights every K steps")
     training.add_argument("--threads", type=positive_int, help="torch CPU threads")
@@ -215,7 +219,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if value is not None
     }
     train_config = dataclasses.replace(preset.train, **overrides)
-    out = args.out or Path("checkpoints") / preset.name
+    from toybook.sweep import seed_name
+
+    name = preset.name if args.seed is None else seed_name(preset.name, args.seed)
+    out = args.out / name
     check_writable(out, overwrite=args.force)  # before training, not after it
     result = train(preset.task, preset.model, train_config, device=device, progress=not args.quiet)
     sidecar = save_checkpoint(result, out)
