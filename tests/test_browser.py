@@ -329,7 +329,7 @@ def test_an_exercise_solution_unfolds_and_its_checker_runs_live(browser, built_b
         cell.locator(".thebe-run-button").click()
         page.wait_for_function(
             """() => [...document.querySelectorAll('div.solution .thebe-output')]
-                   .some(o => o.textContent.includes('✓ copy sources: all 5 cases pass'))""",
+                   .some(o => o.textContent.includes('✓ copy sources (list_update): all 5 cases pass'))""",
             timeout=90_000,
         )
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,10 @@ import toybook
 from myst_nb.core.read import read_myst_markdown_notebook
 
 from conftest import ROOT
-from toybook.tasks.list_update.analysis import hypothesised_sources
+from toybook.errors import ToybookError
+from toybook.tasks.list_update.analysis import b2_route, hypothesised_sources
+from toybook.tasks.list_update.task import ListUpdateTask
+from toybook.zoo import shipped_names
 from toybook.exercises import (
     check_carries, check_copy_sources, check_qk_token_scores, check_running_histogram,
     reference_carries,
@@ -76,6 +79,34 @@ def test_copy_sources_feedback_names_the_mistake():
     assert "expected shape [1, 3], got [1, 2]" in wrong_shape.message
     crashing = check_copy_sources(lambda tokens: tokens.nonsense)
     assert "your function raised AttributeError" in crashing.message
+
+
+@pytest.mark.parametrize("name", [n for n in shipped_names() if n.startswith("list_update")])
+def test_copy_sources_expects_what_each_shipped_model_does(name):
+    """The checker's answer is measured on the model it names: the position its layer-1 head
+    attends to most, for every answer of every case; seeds whose b2 route differs from the
+    chapter's get the other answer, and the other route is the named mistake."""
+    model = toybook.load_model(name)
+    seen = []
+
+    def attended(tokens):
+        _, cache = model.run_with_cache(tokens, names_filter="blocks.1.attn.hook_pattern")
+        seen.append(tokens)
+        return cache["blocks.1.attn.hook_pattern"][:, 0, [7, 8, 9]].argmax(-1)
+
+    feedback = check_copy_sources(attended, model=name)
+    assert feedback, feedback.message
+    assert len(seen) == 5 and any((tokens[:, 5] == 2).any() for tokens in seen)
+    reads_elt = b2_route(model, ListUpdateTask().generate(300, seed=11)) == 6
+    chapter = check_copy_sources(hypothesised_sources, model=name)
+    assert bool(chapter) != reads_elt
+    if reads_elt:
+        assert "reads elt itself (position 6) for b2 too" in chapter.message
+
+
+def test_copy_sources_refuses_a_model_of_another_task():
+    with pytest.raises(ToybookError, match="'max_of_2' is a 'max_of_2' model"):
+        check_copy_sources(hypothesised_sources, model="max_of_2")
 
 
 def test_carries_feedback_names_the_mistake():
