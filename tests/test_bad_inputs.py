@@ -20,6 +20,7 @@ import pytest
 import torch
 
 import toybook
+from toybook.analysis import ablation, patching
 from toybook.checkpoint import checkpoint_files
 from toybook.cli import parser
 from toybook.errors import (
@@ -131,6 +132,17 @@ CASES = [
     Case("ablation, bad replacement", lambda w: __import__("toybook.analysis.ablation").analysis.ablation.replace_hook("mean"), ToybookError, "a replacement is 'zero' or a tensor, got 'mean'"),
     Case("attribution with LayerNorm", lambda w: __import__("toybook.analysis.attribution").analysis.attribution.answer_logit_attribution(toybook.load_model("majority"), toybook.get_task("majority"), toybook.get_task("majority").generate(2)), ToybookError, "needs a model without normalization"),
     Case("patching grid, shapes differ", lambda w: __import__("toybook.analysis.patching").analysis.patching.patching_grid(toybook.load_model("max_of_2"), MAX_OF_2.all_inputs()[:4], MAX_OF_2.all_inputs()[:2], ["blocks.0.hook_attn_out"], lambda logits: logits.sum()[None]), ToybookError, "differ in shape"),
+    Case("patching grid, one hook name as a string", lambda w: patching.patching_grid(toybook.load_model("max_of_2"), MAX_OF_2.all_inputs()[:4], MAX_OF_2.all_inputs()[4:8], "blocks.0.hook_attn_out", lambda logits: logits.sum()[None]), ToybookError, "hook names are a list of names, got the string 'blocks.0.hook_attn_out'"),
+    Case("patching grid, one sequence not in a batch", lambda w: patching.patching_grid(toybook.load_model("max_of_2"), MAX_OF_2.all_inputs()[0], MAX_OF_2.all_inputs()[1], ["blocks.0.hook_attn_out"], lambda logits: logits.sum()[None]), ToybookError, "clean and corrupted are token batches [B, T]; got shape [3]"),
+    Case("patching grid, metric returns None", lambda w: patching.patching_grid(toybook.load_model("max_of_2"), MAX_OF_2.all_inputs()[:4], MAX_OF_2.all_inputs()[4:8], ["blocks.0.hook_attn_out"], lambda logits: None), ToybookError, "metric must return a tensor (logits [B, T, V] → [M]), got NoneType"),
+    Case("patch a position past the end", lambda w: patching.run_with_patches(toybook.load_model("max_of_2"), MAX_OF_2.all_inputs()[:4], [patching.Patch("blocks.0.hook_attn_out", (7,))], source=MAX_OF_2.all_inputs()[4:8]), ToybookError, "'blocks.0.hook_attn_out' has positions 0..2; got positions (7,)"),
+    Case("patch a head that does not exist", lambda w: patching.run_with_patches(toybook.load_model("max_of_2"), MAX_OF_2.all_inputs()[:4], [patching.Patch("blocks.0.attn.hook_z", (1,), (3,))], source=MAX_OF_2.all_inputs()[4:8]), ToybookError, "'blocks.0.attn.hook_z' has heads 0..0; got heads (3,)"),
+    Case("patch heads of an activation not per head", lambda w: patching.run_with_patches(toybook.load_model("max_of_2"), MAX_OF_2.all_inputs()[:4], [patching.Patch("blocks.0.hook_attn_out", (1,), (0,))], source=MAX_OF_2.all_inputs()[4:8]), ToybookError, "heads= applies to a per-head activation [B, T, H, d]"),
+    Case("attribution with another task", lambda w: __import__("toybook.analysis.attribution").analysis.attribution.answer_logit_attribution(toybook.load_model("max_of_2"), LIST_UPDATE, MAX_OF_2.all_inputs()[:4]), ToybookError, "the task 'list_update' does not fit this model: the task has 50 answers and 11 positions, the model 64 and 3"),
+    Case("mean over a dimension that does not exist", lambda w: ablation.mean_activation(toybook.load_model("max_of_2"), MAX_OF_2.all_inputs()[:4], "blocks.0.hook_attn_out", dims=(5,)), ToybookError, "dims (5,) do not fit 'blocks.0.hook_attn_out', which has 3 dimensions [4, 3, 32]"),
+    Case("ablate an unknown hook", lambda w: ablation.run_with_ablations(toybook.load_model("max_of_2"), MAX_OF_2.all_inputs()[:4], {"blocks.7.hook_attn_out": "zero"}), ToybookError, "the model has no activation named 'blocks.7.hook_attn_out'"),
+    Case("ablate with a number", lambda w: ablation.run_with_ablations(toybook.load_model("max_of_2"), MAX_OF_2.all_inputs()[:4], {"blocks.0.hook_attn_out": 0.0}), ToybookError, "a replacement is 'zero' or a tensor, got 0.0"),
+    Case("ablate with a wrongly shaped tensor", lambda w: ablation.run_with_ablations(toybook.load_model("max_of_2"), MAX_OF_2.all_inputs()[:4], {"blocks.0.hook_attn_out": torch.zeros(3, 5)}), ToybookError, "a replacement of shape [3, 5] does not broadcast to 'blocks.0.hook_attn_out', shape [4, 3, 32]"),
     Case("model name not a string", lambda w: toybook.load_model({}), UnknownModelError, "a model name is a string such as one of: "),
     Case("task name not a string", lambda w: toybook.get_task(["addition"]), UnknownTaskError, "unknown task ['addition']; the tasks are: "),
     Case("claims for a name not a string", lambda w: __import__("toybook.claims").claims.claims_for(3), UnknownModelError, "no circuit claims for 3"),

@@ -132,7 +132,7 @@ def test_patching_checks_its_inputs(model):
     pair = patching_pairs(TASK, n=4)[0]
     with pytest.raises(ValueError, match="differ in shape"):
         patching_grid(model, pair.clean, pair.corrupted[:2], PATCH_HOOKS, pair.metric)
-    with pytest.raises(ToybookError, match="no activations named"):
+    with pytest.raises(ToybookError, match="no activation named"):
         patching_grid(model, pair.clean, pair.corrupted, ["blocks.5.hook_attn_out"], pair.metric)
 
 

@@ -68,7 +68,7 @@ def test_run_with_patches_names_bad_input(addition_model):
     ]:
         with pytest.raises(ToybookError, match=message):
             run_with_patches(addition_model, tokens, [patch], **call)
-    with pytest.raises(ToybookError, match="no activations named"):
+    with pytest.raises(ToybookError, match="no activation named"):
         run_with_patches(addition_model, tokens, [Patch("blocks.7.hook_attn_out")], source=tokens)
 
 

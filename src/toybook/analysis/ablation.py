@@ -30,11 +30,27 @@ def mean_activation(
     ablation); ``dims=(0, 1)`` also over positions, which is what mean-ablating an
     activation that never varies across the batch (``hook_pos_embed``) needs.
     """
+    require_hooks(model, [hook_name])
     _, cache = model.run_with_cache(tokens, names_filter=lambda name: name == hook_name)
-    if hook_name not in cache:
-        raise ToybookError(f"the model has no activation named {hook_name!r}; hook names look "
-                           "like 'blocks.0.hook_attn_out' or 'blocks.1.attn.hook_z'")
-    return cache[hook_name].float().mean(dim=tuple(dims), keepdim=True)
+    activation = cache[hook_name]
+    if not all(not isinstance(d, bool) and isinstance(d, int) and -activation.ndim <= d < activation.ndim for d in dims):
+        raise ToybookError(f"dims {tuple(dims)} do not fit {hook_name!r}, which has "
+                           f"{activation.ndim} dimensions {list(activation.shape)}; dims=(0,) "
+                           "averages over the batch, (0, 1) also over positions")
+    return activation.float().mean(dim=tuple(dims), keepdim=True)
+
+
+def require_hooks(model: torch.nn.Module, names: Sequence[str]) -> None:
+    """Refuse, by name, hook names the model does not have (or a single string where a list
+    of names belongs)."""
+    if isinstance(names, str):
+        raise ToybookError(f"hook names are a list of names, got the string {names!r}; "
+                           f"write [{names!r}]")
+    missing = sorted(set(names) - set(model.hook_dict))
+    if missing:
+        raise ToybookError(f"the model has no activation named {', '.join(map(repr, missing))}; "
+                           "hook names look like 'blocks.0.hook_attn_out' or "
+                           "'blocks.1.attn.hook_z'")
 
 
 def overwrite_hook(index, values: Tensor | Callable[[Tensor], Tensor]):
@@ -51,15 +67,20 @@ def overwrite_hook(index, values: Tensor | Callable[[Tensor], Tensor]):
     return hook
 
 
-def replace_hook(replacement: Replacement):
+def replace_hook(replacement: Replacement, name: str = "the activation"):
     """A forward hook that returns ``replacement`` (``"zero"`` or a tensor) in place of the activation."""
-    if isinstance(replacement, str) and replacement != "zero":
+    if not (replacement == "zero" if isinstance(replacement, str) else isinstance(replacement, Tensor)):
         raise ToybookError(f"a replacement is 'zero' or a tensor, got {replacement!r}")
 
     def hook(activation: Tensor, hook=None) -> Tensor:
         if isinstance(replacement, str):
             return torch.zeros_like(activation)
-        return replacement.to(activation.device, activation.dtype).expand_as(activation).clone()
+        try:
+            return replacement.to(activation.device, activation.dtype).expand_as(activation).clone()
+        except RuntimeError:
+            raise ToybookError(f"a replacement of shape {list(replacement.shape)} does not "
+                               f"broadcast to {name}, shape {list(activation.shape)}; "
+                               "mean_activation gives one that does") from None
 
     return hook
 
@@ -69,5 +90,6 @@ def run_with_ablations(
     model: torch.nn.Module, tokens: Tensor, ablations: Mapping[str, Replacement]
 ) -> Tensor:
     """Logits ``[B, T, V]`` with every activation named in ``ablations`` replaced."""
-    hooks = [(name, replace_hook(replacement)) for name, replacement in ablations.items()]
+    require_hooks(model, list(ablations))
+    hooks = [(name, replace_hook(replacement, repr(name))) for name, replacement in ablations.items()]
     return model.run_with_hooks(tokens, fwd_hooks=hooks)

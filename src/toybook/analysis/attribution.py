@@ -41,6 +41,11 @@ def answer_logit_attribution(
             "direct logit attribution here needs a model without normalization "
             f"(this one uses {model.cfg.normalization_type})"
         )
+    if (task.d_vocab_out, task.n_ctx) != (model.cfg.d_vocab_out, model.cfg.n_ctx):
+        raise ToybookError(
+            f"the task {task.name!r} does not fit this model: the task has {task.d_vocab_out} "
+            f"answers and {task.n_ctx} positions, the model {model.cfg.d_vocab_out} and "
+            f"{model.cfg.n_ctx}; pass the task the model was trained on")
     names = residual_components(model)
     _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in set(names))
     answers = task.answer_positions

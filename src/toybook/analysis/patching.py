@@ -21,13 +21,14 @@ Shapes: B batch, T ``n_ctx``, N hook names, M metric outputs, V ``d_vocab_out``.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
-from toybook.analysis.ablation import overwrite_hook
+from toybook.analysis.ablation import overwrite_hook, require_hooks
 from toybook.errors import ToybookError
 
 Metric = Callable[[Tensor], Tensor]  # logits [B, T, V] -> [M]
@@ -60,12 +61,27 @@ def source_cache(model: torch.nn.Module, source: Tensor, patches: Sequence[Patch
     """The activations ``patches`` copy, from one run of ``model`` on ``source``: pass it to
     :func:`run_with_patches` as ``cache`` to patch many times from one source run."""
     names = {patch.hook for patch in patches}
+    require_hooks(model, sorted(names))
     _, cache = model.run_with_cache(source, names_filter=lambda name: name in names)
-    missing = names - set(cache.keys())
-    if missing:
-        raise ToybookError(f"the model has no activations named {sorted(missing)}; hook names "
-                           "look like 'blocks.0.hook_attn_out' or 'blocks.1.attn.hook_z'")
+    for patch in patches:
+        _check_fits(patch, cache[patch.hook].shape)
     return cache
+
+
+def _check_fits(patch: Patch, shape: torch.Size) -> None:
+    """Refuse, by name, positions or heads that the activation ``[B, T, ...]`` does not have
+    (an index past the end, or heads of an activation that is not per head)."""
+    positions = () if patch.positions is None else patch.positions
+    if not all(_is_index(p) and -shape[1] <= p < shape[1] for p in positions):
+        raise ToybookError(f"{patch.hook!r} has positions 0..{shape[1] - 1}; got positions "
+                           f"{patch.positions}")
+    if patch.heads is not None:
+        if len(shape) != 4:
+            raise ToybookError(f"heads= applies to a per-head activation [B, T, H, d] such as "
+                               f"'blocks.0.attn.hook_z'; {patch.hook!r} is {list(shape)}")
+        if not all(_is_index(h) and 0 <= h < shape[2] for h in patch.heads):
+            raise ToybookError(f"{patch.hook!r} has heads 0..{shape[2] - 1}; got heads "
+                               f"{patch.heads}")
 
 
 @torch.no_grad()
@@ -97,6 +113,7 @@ def run_with_patches(
     for patch in patches:
         if patch.hook not in cache:
             raise ToybookError(f"the source cache holds no activation {patch.hook!r}")
+        _check_fits(patch, cache[patch.hook].shape)
         where = patch.index
         hooks.append((patch.hook, overwrite_hook(where, cache[patch.hook][where])))
     if receivers is None:
@@ -128,15 +145,35 @@ def patching_grid(
     if clean.shape != corrupted.shape:
         raise ToybookError(f"clean {list(clean.shape)} and corrupted {list(corrupted.shape)} "
                            "differ in shape")
+    if clean.ndim != 2:
+        raise ToybookError(f"clean and corrupted are token batches [B, T]; got shape "
+                           f"{list(clean.shape)} (one sequence is tokens[None])")
+    require_hooks(model, hook_names)
     every = [Patch(name, (position,)) for name in hook_names for position in range(clean.shape[1])]
     cache = source_cache(model, clean, every)
-    clean_metric = metric(model(clean))
-    corrupted_metric = metric(model(corrupted))
+    clean_metric = _metric_value(metric, model(clean))
+    corrupted_metric = _metric_value(metric, model(corrupted))
     patched = torch.empty(len(hook_names), clean.shape[1], *clean_metric.shape)
     for i, patch in enumerate(every):
         n, position = divmod(i, clean.shape[1])
         patched[n, position] = metric(run_with_patches(model, corrupted, [patch], cache=cache))
     return patched, clean_metric, corrupted_metric
+
+
+def _is_index(value) -> bool:
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _metric_value(metric: Metric, logits: Tensor) -> Tensor:
+    value = metric(logits)
+    if not isinstance(value, Tensor):
+        raise ToybookError(f"metric must return a tensor (logits [B, T, V] → [M]), got "
+                           f"{type(value).__name__}")
+    return value
 
 
 @torch.no_grad()
