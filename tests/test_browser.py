@@ -184,8 +184,8 @@ def test_attention_views_read_well(browser, site, name, width):
     page.close()
 
 
-# a legend, play/pause button or slider drawn over a figure's title, a subplot title or
-# an axis title
+# a legend, play/pause button or slider drawn over a figure's title, a subplot title,
+# an axis title or another of these controls
 PLOTLY_OVERLAPS = r"""
 () => {
   const problems = [];
@@ -198,6 +198,12 @@ PLOTLY_OVERLAPS = r"""
     const titles = [...boxes(plot, '.g-gtitle text, .g-xtitle text, .g-ytitle text, .g-x2title text, .g-y2title text, [class^="g-x"][class$="title"] text, [class^="g-y"][class$="title"] text, g.annotation-text-g text')];
     for (const [c, cr] of controls) for (const [t, tr] of titles)
       if (hit(cr, tr)) problems.push(`figure ${i}: ${c.getAttribute('class')} covers "${t.textContent}"`);
+    const kinds = [boxes(plot, 'g.legend'), boxes(plot, 'g.updatemenu-container g.updatemenu-button'),
+                   boxes(plot, 'g.slider-container')];
+    kinds.forEach((one, a) => kinds.slice(a + 1).forEach(other => {
+      for (const [c, cr] of one) for (const [d, dr] of other)
+        if (hit(cr, dr)) problems.push(`figure ${i}: ${c.getAttribute('class')} covers ${d.getAttribute('class')}`);
+    }));
   });
   return [...new Set(problems)];
 }
@@ -212,8 +218,132 @@ def test_no_figure_control_covers_a_title(browser, site, width):
         problems = page.evaluate(PLOTLY_OVERLAPS)
         if problems:
             found[name] = problems
+        if name == "book/max_of_2":  # the animation: its legend, buttons and slider
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            animation = page.locator(".plotly-graph-div:has(g.updatemenu-container)").first
+            animation.scroll_into_view_if_needed()
+            animation.screenshot(path=str(ARTIFACTS / f"max_of_2_animation_{width}.png"))
         page.close()
     assert found == {}
+
+
+# the chromatic colour words a figure's title, subplot titles or legend name, figure by
+# figure (black, grey and white are left out: every figure has text in them)
+NAMED_COLOURS = r"""
+() => [...document.querySelectorAll('.plotly-graph-div')].map(plot => {
+  const text = [...plot.querySelectorAll('.gtitle, .legendtext, g.annotation-text-g text')]
+    .map(t => t.textContent).join(' ').toLowerCase();
+  return [...new Set(text.match(/\b(red|orange|yellow|green|cyan|blue|purple|pink)\b/g) || [])];
+})
+"""
+
+# pixels of a PNG screenshot (base64) per colour word, by hue; decoded by the browser
+COLOUR_PIXELS = r"""
+async (png) => {
+  const image = new Image();
+  image.src = 'data:image/png;base64,' + png;
+  await image.decode();
+  const canvas = document.createElement('canvas');
+  canvas.width = image.width; canvas.height = image.height;
+  const context = canvas.getContext('2d');
+  context.drawImage(image, 0, 0);
+  const data = context.getImageData(0, 0, image.width, image.height).data;
+  const counts = {red: 0, orange: 0, yellow: 0, green: 0, cyan: 0, blue: 0, purple: 0, pink: 0};
+  for (let i = 0; i < data.length; i += 4) {
+    const r = data[i] / 255, g = data[i + 1] / 255, b = data[i + 2] / 255;
+    const max = Math.max(r, g, b), min = Math.min(r, g, b), delta = max - min;
+    if (max < 0.35 || delta / max < 0.35) continue;
+    let hue = max === r ? 60 * (((g - b) / delta) % 6) : max === g ? 60 * ((b - r) / delta + 2)
+      : 60 * ((r - g) / delta + 4);
+    if (hue < 0) hue += 360;
+    const name = hue < 15 || hue >= 340 ? 'red' : hue < 45 ? 'orange' : hue < 70 ? 'yellow'
+      : hue < 170 ? 'green' : hue < 200 ? 'cyan' : hue < 260 ? 'blue' : hue < 300 ? 'purple' : 'pink';
+    counts[name] += 1;
+  }
+  return counts;
+}
+"""
+MIN_PIXELS = 40  # a legend swatch or one heatmap cell at 390 px
+
+
+def colours_not_shown(page):
+    """``{figure index: colour words its text names but its pixels do not show}``."""
+    import base64
+
+    missing = {}
+    for i, words in enumerate(page.evaluate(NAMED_COLOURS)):
+        if not words:
+            continue
+        figure = page.locator(".plotly-graph-div").nth(i)
+        figure.scroll_into_view_if_needed()
+        counts = page.evaluate(COLOUR_PIXELS, base64.b64encode(figure.screenshot()).decode())
+        absent = [word for word in words if counts[word] < MIN_PIXELS]
+        if absent:
+            missing[i] = absent
+    return missing
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_every_colour_a_figure_names_is_shown(browser, site, width):
+    found, n_named = {}, 0
+    for name in toc_files():
+        page = open_drawn(browser, site, name, width)
+        n_named += sum(bool(words) for words in page.evaluate(NAMED_COLOURS))
+        missing = colours_not_shown(page)
+        if missing:
+            found[name] = missing
+        page.close()
+    assert found == {} and n_named >= 3
+
+
+def test_the_colour_check_can_fail(browser, site):
+    """A figure titled "wrong (red)" drawn in blue is caught; drawn in red, it passes."""
+    page = open_drawn(browser, site, "book/intro", 1280)
+    for colour, caught in (("#1f77b4", {0: ["red"]}), ("#d62728", {})):
+        page.evaluate("""(colour) => {
+            document.querySelectorAll('.plotly-graph-div').forEach(d => d.remove());
+            const div = document.createElement('div');
+            div.className = 'plotly-graph-div';
+            document.querySelector('main').prepend(div);
+            return Plotly.newPlot(div, [{type: 'bar', x: [1, 2, 3], y: [3, 1, 2], marker: {color: colour}}],
+                                  {title: {text: 'wrong answers (red)'}, width: 500, height: 300});
+        }""", colour)
+        assert colours_not_shown(page) == caught
+    page.close()
+
+
+# every table or printed output wider than its column, and whether a visible cue (from
+# book/_ext/toybook-reader.js) stands right above it
+WIDE_WITHOUT_CUE = r"""
+() => [...document.querySelectorAll('.pst-scrollable-table-container, div.cell_output pre')]
+  .filter(box => box.scrollWidth > box.clientWidth + 1 && box.getBoundingClientRect().width > 0)
+  .filter(box => {
+    const cue = box.previousElementSibling;
+    return !(cue && cue.classList.contains('toybook-scroll-cue') && cue.getBoundingClientRect().height > 0
+             && /scroll/.test(cue.textContent));
+  })
+  .map(box => box.textContent.trim().replace(/\s+/g, ' ').slice(0, 60))
+"""
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_no_wide_block_hides_without_a_cue(browser, site, width):
+    """On the pages before book/_ext/toybook-reader.js, 19 tables and printed outputs at
+    1280 px and 46 at 390 px scrolled sideways with no sign of it (the scrollbar shows only
+    on hover, at the bottom)."""
+    found, n_wide = {}, 0
+    for name in toc_files():
+        page = open_drawn(browser, site, name, width)
+        n_wide += page.evaluate("() => document.querySelectorAll('.toybook-wide').length")
+        hidden = page.evaluate(WIDE_WITHOUT_CUE)
+        if hidden:
+            found[name] = hidden
+        if width == 390 and name == "book/intro":
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.locator(".toybook-wide").last.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "intro_models_table_390.png"))
+        page.close()
+    assert found == {} and n_wide > 0
 
 
 AXE_CORE = "4.14.1"
@@ -239,6 +369,26 @@ def test_no_serious_accessibility_violation(browser, site, axe_js, name):
         .map(v => `${v.impact} ${v.id} (${v.nodes.length}): ${v.nodes[0].target.join(" ")}`)""")
     page.close()
     assert violations == [], f"{name}: {violations}"
+
+
+def test_the_bibliography_labels_entries_as_the_text_cites_them(built_book):
+    """Before book/_ext/reader_fixes.py's style, the text cited "Elhage et al., 2021" and the
+    list labelled that entry [ENO+21]."""
+    import html
+    import re
+
+    references = (built_book / "book" / "references.html").read_text()
+    labels = {anchor: html.unescape(label) for anchor, label in re.findall(
+        r'<div class="citation" id="(\w+)" role="doc-biblioentry">\s*<span class="label">'
+        r'<span class="fn-bracket">\[</span>([^<]*)<', references)}
+    assert len(labels) == len(re.findall(r"^@", (ROOT / "book" / "references.bib").read_text(), re.M))
+    cited = {}
+    for name in toc_files():
+        for anchor, text in re.findall(r'href="references\.html#(\w+)"[^>]*>(.*?)</a>',
+                                       (built_book / f"{name}.html").read_text()):
+            cited[html.unescape(re.sub(r"<[^>]+>", "", text)).replace(",", "")] = anchor
+    assert len(cited) >= 8
+    assert {text: labels.get(anchor) for text, anchor in cited.items()} == {text: text for text in cited}
 
 
 def test_no_cell_output_is_a_python_object_repr(built_book):

@@ -16,12 +16,20 @@ that fixes one upstream (or changes its markup) shows up there.
 - Sphinx 7 writes the bibliography as ``<div role="list" class="citation-list">`` whose
   children (``role="doc-biblioentry"`` entries and their back-links) are not list items:
   axe's ``aria-required-children`` (critical). The list role goes; the entries keep theirs.
+- The same theme scrolls a wide table inside ``.pst-scrollable-table-container``, whose
+  scrollbar browsers with overlay scrollbars show only on hover, at the table's bottom:
+  ``toybook-reader.js`` puts a visible cue above every table or printed output wider than
+  the page ("4 of its 7 columns show; scroll it sideways for the rest").
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
+
+HERE = Path(__file__).parent
+STATIC = ("toybook-reader.js", "toybook-reader.css")
 
 REWRITES = (
     ('<summary aria-label="Toggle hidden content">', "<summary>"),
@@ -50,6 +58,48 @@ def fix_pages(app, exception) -> None:
             page.write_text(fixed, encoding="utf-8")
 
 
+def stage_static(app) -> None:
+    staging = Path(app.doctreedir).parent / "reader_fixes"
+    staging.mkdir(parents=True, exist_ok=True)
+    for name in STATIC:
+        shutil.copyfile(HERE / name, staging / name)
+    app.config.html_static_path.append(str(staging))
+    app.add_js_file("toybook-reader.js")
+    app.add_css_file("toybook-reader.css")
+
+
+def _author_year_style():
+    """pybtex's unsrt style with author-year labels, entries sorted by author and year."""
+    from pybtex.style.formatting.unsrt import Style
+    from pybtex.style.labels import BaseLabelStyle
+
+    class AuthorYearLabels(BaseLabelStyle):
+        def format_labels(self, sorted_entries):
+            labels = []
+            for entry in sorted_entries:
+                people = entry.persons.get("author") or entry.persons.get("editor") or []
+                names = [re.sub(r"[{}\\]", "", " ".join(p.last_names)) for p in people]
+                who = (names[0] if len(names) == 1 else " and ".join(names) if len(names) == 2
+                       else f"{names[0]} et al." if names else entry.key)
+                labels.append(f"{who} {entry.fields.get('year', 'n.d.')}")
+            for label in labels:  # Smith 2020a, Smith 2020b where two would read the same
+                if labels.count(label) > 1:
+                    same = [i for i, other in enumerate(labels) if other == label]
+                    for letter, i in zip("abcdefghij", same):
+                        labels[i] = f"{label}{letter}"
+            yield from labels
+
+    class AuthorYearStyle(Style):
+        default_label_style = AuthorYearLabels
+        default_sorting_style = "author_year_title"
+
+    return AuthorYearStyle
+
+
 def setup(app):
+    from pybtex.plugin import register_plugin
+
+    register_plugin("pybtex.style.formatting", "toybook_author_year", _author_year_style())
+    app.connect("builder-inited", stage_static)
     app.connect("build-finished", fix_pages)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

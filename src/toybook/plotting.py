@@ -64,13 +64,15 @@ def animated_figure(
 ) -> go.Figure:
     """``base`` with ``frames``, a play/pause button and a slider labelled ``labels``.
 
-    The controls sit below the x-axis titles: give ``base`` a bottom margin of about 190 px."""
+    The controls sit below the x-axis titles, the buttons on a row of their own above the
+    slider (beside it, they covered its start at narrow widths): give ``base`` a bottom
+    margin of about 190 px and a plot area about 230 px tall."""
     base.frames = list(frames)
     step_args = dict(mode="immediate", frame=dict(duration=duration_ms, redraw=True),
                      transition=dict(duration=0))
     base.update_layout(
         updatemenus=[dict(
-            type="buttons", direction="left", x=0, y=-0.3, xanchor="left", yanchor="top",
+            type="buttons", direction="left", x=0, y=-0.27, xanchor="left", yanchor="top",
             pad=dict(r=10, t=10), showactive=False,
             buttons=[
                 dict(label="▶ play", method="animate", args=[None, {**step_args, "fromcurrent": True}]),
@@ -79,7 +81,7 @@ def animated_figure(
             ],
         )],
         sliders=[dict(
-            x=0.15, y=-0.24, len=0.85, currentvalue=dict(prefix=prefix),
+            x=0, y=-0.45, len=1, yanchor="top", pad=dict(t=0), currentvalue=dict(prefix=prefix),
             steps=[dict(method="animate", label=label, args=[[frame.name], step_args])
                    for frame, label in zip(frames, labels)],
         )],
