@@ -340,7 +340,8 @@ def test_no_wide_block_hides_without_a_cue(browser, site, width):
             found[name] = hidden
         if width == 390 and name == "book/intro":
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.locator(".toybook-wide").last.scroll_into_view_if_needed()
+            page.locator(".toybook-scroll-cue").last.evaluate("cue => cue.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(200)
             page.screenshot(path=str(ARTIFACTS / "intro_models_table_390.png"))
         page.close()
     assert found == {} and n_wide > 0
