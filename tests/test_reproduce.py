@@ -104,3 +104,14 @@ def test_reproducing_into_its_own_folder_is_refused(tiny):
 def test_cli_errors(capsys, args, message):
     assert main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_seed_model_is_held_to_its_presets_claims(tmp_path):
+    """A seed model (NAME_sN) is checked against NAME's claims, not skipped as claimless."""
+    from toybook.claims import claims_for
+
+    run = toybook.train(TASK, CONFIG, toybook.TrainConfig(steps=30, batch_size=None, log_every=10), progress=False)
+    seed_model = toybook.save_checkpoint(run, tmp_path / "shipped" / "max_of_2_s9")
+    report = reproduce(seed_model, tmp_path / "again", progress=False)
+    assert [result.claim.name for result in report.claims] == [claim.name for claim in claims_for("max_of_2")]
+    assert "claims       none defined" not in str(report)
