@@ -13,9 +13,10 @@ import torch
 
 import toybook
 from toybook.tasks.majority.analysis import (
-    ATTN_OUT, batched_logits, linear_fit_r2, logit_contributions, majority_accuracy,
-    neuron_ablation_table, patch_attention_output, permuted_prefixes, running_histogram,
-    value_neurons,
+    ATTN_OUT, batched_logits, linear_fit_r2, logit_contributions, logits_from_neurons,
+    majority_accuracy, mlp_readout, neuron_ablation_curve, neuron_ablation_table,
+    patch_attention_output, permuted_prefixes, running_histogram, tie_contributions,
+    value_neurons, with_uniform_attention,
 )
 
 TASK = toybook.get_task("majority")
@@ -112,3 +113,82 @@ def test_value_neurons_are_value_specific(model, probe):
     off_diagonal = table[~torch.eye(10, dtype=torch.bool)]
     assert table.diagonal().max() < 0.8  # that value's positions break...
     assert off_diagonal.min() > 0.97  # ...the other values' do not
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    """Where the neuron and tie tests run: disjoint from ``probe``, where neurons are chosen."""
+    return TASK.generate(200, seed=2025)
+
+
+def test_shuffling_all_but_the_current_token_keeps_every_prediction(model, probe):
+    """The flips of a same-histogram patch are close calls where the shuffle moved another
+    token to position i; keeping that token, none flips."""
+    tokens = probe[:300]
+    base = batched_logits(model, tokens).argmax(-1)
+    margins = TASK.margin(tokens)
+    n_flips = 0
+    for position in (63, 127):
+        kept = permuted_prefixes(tokens, position, seed=position, keep_current=True)
+        assert torch.equal(kept[:, position], tokens[:, position])
+        assert torch.equal(running_histogram(TASK, kept)[:, position], running_histogram(TASK, tokens)[:, position])
+        assert not torch.equal(kept[:, :position], tokens[:, :position])
+        same_token = patch_attention_output(model, tokens, kept, position)[:, position].argmax(-1)
+        assert (same_token == base[:, position]).double().mean() >= 0.99
+        shuffled = permuted_prefixes(tokens, position, seed=position)
+        flipped = patch_attention_output(model, tokens, shuffled, position)[:, position].argmax(-1) != base[:, position]
+        n_flips += int(flipped.sum())
+        assert bool((margins[flipped, position] <= 1).all())
+        assert bool((shuffled[flipped, position] != tokens[flipped, position]).all())
+    assert n_flips > 0  # the full shuffle does flip some: the comparison means something
+
+
+def test_the_readout_reproduces_the_model(model, held_out):
+    readout = mlp_readout(model, held_out[:50])
+    logits = logits_from_neurons(model, readout["resid_mid"], readout["neurons"])
+    expected = model(held_out[:50])[:, 16:].flatten(0, 1)
+    assert torch.allclose(logits, expected, atol=1e-3)
+    assert torch.equal(logits.argmax(-1), expected.argmax(-1))
+
+
+def test_the_readout_table_matches_a_hooked_forward_pass(model, probe, held_out):
+    """The shortcut (neurons edited after the fact) against the model run with the edit."""
+    from toybook.analysis.ablation import overwrite_hook
+    from toybook.tasks.majority.analysis import NEURONS
+
+    neurons = value_neurons(model, TASK, probe, k=5)
+    tokens = held_out[:100]
+    table = neuron_ablation_table(model, TASK, tokens, neurons[:1])
+    mean = mlp_readout(model, tokens)["neurons"].mean(0)
+    logits = model.run_with_hooks(tokens, fwd_hooks=[(NEURONS, overwrite_hook((..., neurons[0]), mean[neurons[0]]))])
+    right = (logits.argmax(-1) == TASK.targets(tokens))[:, 16:]
+    majority = TASK.targets(tokens)[:, 16:]
+    for u in range(10):
+        assert abs(table[0, u].item() - right[majority == u].double().mean().item()) < 0.01
+
+
+def test_top_neurons_matter_and_random_ones_do_not(model, probe, held_out):
+    ranking = value_neurons(model, TASK, probe, k=20)
+    curve = neuron_ablation_curve(model, held_out, ranking, [1, 5, 20], draws=10)
+    assert curve.random.shape == (3, 10)
+    assert curve.chosen[1] < 0.8 and curve.chosen[2] <= curve.chosen[0]
+    assert curve.random.min() > 0.97  # random neurons of the same number cost almost nothing
+
+
+def test_ties_go_to_the_smaller_value_through_the_mlp(model, held_out):
+    names, parts = tie_contributions(model, TASK, held_out)
+    logits = model(held_out)
+    counts = TASK.running_counts(held_out)
+    tied = counts == counts.max(-1, keepdim=True).values
+    rows = tied.sum(-1) == 2
+    rows[:, :16] = False
+    smaller = torch.where(tied, torch.arange(10), 10).min(-1).values[rows]
+    larger = torch.where(tied, torch.arange(10), -1).max(-1).values[rows]
+    own = logits[rows].gather(-1, smaller[:, None])[:, 0] - logits[rows].gather(-1, larger[:, None])[:, 0]
+    assert torch.allclose(parts.sum(1), own, atol=1e-3)  # the parts add up to the model's lead
+    mean = parts.mean(0)
+    mlp = mean[names.index("blocks.0.hook_mlp_out")]
+    assert mlp > 0.9 * parts.sum(1).mean() and (mean.abs() < 0.5).sum() == 4
+    uniform = with_uniform_attention(model, held_out).argmax(-1) == TASK.targets(held_out)
+    ties = (TASK.margin(held_out) == 0) & (torch.arange(TASK.n_ctx) >= 16)
+    assert uniform[ties].double().mean() > 0.9  # a coin flip between two tied values: 0.5

@@ -12,7 +12,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from toybook.analysis.ablation import overwrite_hook
 from toybook.analysis.patching import Patch, run_with_patches
 from toybook.evaluation import (
     batch_rows, batched_cache, batched_logits, forward_batches, fresh_inputs,
@@ -107,13 +106,18 @@ def linear_fit_r2(features: Tensor, targets: Tensor, train_fraction: float = 0.5
     return 1 - (residual.pow(2).sum() / total.pow(2).sum()).item()
 
 
-def permuted_prefixes(tokens: Tensor, position: int, seed: int = 0) -> Tensor:
+def permuted_prefixes(
+    tokens: Tensor, position: int, seed: int = 0, keep_current: bool = False
+) -> Tensor:
     """``tokens`` with ``tokens[:, :position+1]`` shuffled in each row: the running histogram
-    at ``position`` (and the answer there) is unchanged, the order is not."""
+    at ``position`` (and the answer there) is unchanged, the order is not. With
+    ``keep_current`` only ``tokens[:, :position]`` are shuffled: the token at ``position``
+    itself stays."""
     generator = torch.Generator().manual_seed(seed)
-    order = torch.rand(tokens.shape[0], position + 1, generator=generator).argsort(1)
+    length = position if keep_current else position + 1
+    order = torch.rand(tokens.shape[0], length, generator=generator).argsort(1)
     shuffled = tokens.clone()
-    shuffled[:, : position + 1] = tokens[:, : position + 1].gather(1, order)
+    shuffled[:, :length] = tokens[:, :length].gather(1, order)
     return shuffled
 
 
@@ -155,6 +159,50 @@ def logit_contributions(
 
 
 @torch.no_grad()
+def tie_contributions(
+    model: torch.nn.Module, task: MajorityTask, tokens: Tensor, min_position: int = 16
+) -> tuple[list[str], Tensor]:
+    """``(names, [R, C])``: at every position ≥ ``min_position`` where exactly two values tie
+    for the lead (R of them), each component's share of the smaller tied value's logit minus
+    the larger's, with the final LayerNorm folded in as in :func:`logit_contributions`."""
+    names = ["hook_embed", "hook_pos_embed", "blocks.0.hook_attn_out", "blocks.0.hook_mlp_out"]
+    cache = batched_cache(model, tokens, [*names, "ln_final.hook_scale"])
+    counts = task.running_counts(tokens)
+    top = counts.max(-1, keepdim=True).values
+    tied = counts == top
+    rows = (tied.sum(-1) == 2)
+    rows[:, :min_position] = False
+    values = torch.arange(task.d_vocab_out)
+    smaller = torch.where(tied, values, task.d_vocab_out).min(-1).values[rows]
+    larger = torch.where(tied, values, -1).max(-1).values[rows]
+    direction = (model.ln_final.w[:, None] * model.W_U).T  # [V, D]
+    difference = direction[smaller] - direction[larger]  # [R, D]
+    scale = cache["ln_final.hook_scale"][rows]  # [R, 1]
+    parts = []
+    for name in names:
+        component = cache[name][rows]
+        component = (component - component.mean(-1, keepdim=True)) / scale
+        parts.append((component * difference).sum(-1))
+    biases = model.ln_final.b @ model.W_U + model.b_U
+    parts.append(biases[smaller] - biases[larger])
+    return [*names, "biases"], torch.stack(parts, 1)
+
+
+@torch.no_grad()
+def with_uniform_attention(model: torch.nn.Module, tokens: Tensor) -> Tensor:
+    """Logits ``[B, T, V]`` with both heads' patterns replaced by exactly uniform attention
+    over the prefix (weight ``1 / (i + 1)`` on each token ``0..i``)."""
+    n = tokens.shape[1]
+    uniform = torch.tril(torch.ones(n, n)) / torch.arange(1, n + 1)[:, None]
+
+    def hook(pattern: Tensor, hook=None) -> Tensor:
+        return uniform.to(pattern.dtype).expand_as(pattern).clone()
+    return torch.cat([logits for _, _, logits in forward_batches(
+        model, tokens, run=lambda batch: model.run_with_hooks(
+            batch, fwd_hooks=[("blocks.0.attn.hook_pattern", hook)]))])
+
+
+@torch.no_grad()
 def value_neurons(
     model: torch.nn.Module, task: MajorityTask, tokens: Tensor, k: int = 5, min_position: int = 16
 ) -> Tensor:
@@ -177,28 +225,98 @@ def value_neurons(
 
 
 @torch.no_grad()
+def mlp_readout(model: torch.nn.Module, tokens: Tensor, min_position: int = 16) -> dict[str, Tensor]:
+    """What the MLP's neurons see and write, flattened over positions ≥ ``min_position``:
+    ``{"resid_mid": [R, D], "neurons": [R, N], "majority": [R]}``.
+
+    In this one-layer model the neurons act on the logits only through the MLP's output, so
+    with ``resid_mid`` kept, :func:`logits_from_neurons` gives the logits for any edit of the
+    neurons without running the model again: the ablation curves below cost a matrix
+    product each, not a forward pass."""
+    cache = batched_cache(model, tokens, ["blocks.0.hook_resid_mid", NEURONS])
+    return {
+        "resid_mid": cache["blocks.0.hook_resid_mid"][:, min_position:].flatten(0, 1),
+        "neurons": cache[NEURONS][:, min_position:].flatten(0, 1),
+        "majority": MajorityTask().targets(tokens)[:, min_position:].flatten(),
+    }
+
+
+@torch.no_grad()
+def logits_from_neurons(model: torch.nn.Module, resid_mid: Tensor, neurons: Tensor) -> Tensor:
+    """``[..., V]``: the logits when the MLP's neurons (``hook_post``) are ``neurons``: their
+    output added to ``resid_mid``, then the final LayerNorm and the unembedding."""
+    return model.unembed(model.ln_final(resid_mid + neurons @ model.W_out[0] + model.b_out[0]))
+
+
+@torch.no_grad()
 def neuron_ablation_table(
     model: torch.nn.Module, task: MajorityTask, tokens: Tensor, neurons: Tensor,
     min_position: int = 16,
 ) -> Tensor:
     """``[V ablated, V majority]``: accuracy at positions ≥ ``min_position`` whose majority
-    is the column's value, with the row value's neurons mean-ablated."""
-    mean = batched_cache(model, tokens, [NEURONS])[NEURONS].mean(dim=(0, 1))  # [N]
-    majority = task.targets(tokens)[:, min_position:]
+    is the column's value, with the row value's neurons mean-ablated (means over ``tokens``)."""
+    readout = mlp_readout(model, tokens, min_position)
+    mean = readout["neurons"].mean(0)
     table = torch.empty(len(neurons), task.d_vocab_out)
     for v, chosen in enumerate(neurons):
-        replace = overwrite_hook((..., chosen), mean[chosen])
-        correct = torch.cat([
-            task.correct(logits, batch) for _, batch, logits in forward_batches(
-                model, tokens, run=lambda batch: model.run_with_hooks(batch, fwd_hooks=[(NEURONS, replace)]))
-        ])[:, min_position:]
+        edited = readout["neurons"].clone()
+        edited[:, chosen] = mean[chosen]
+        right = logits_from_neurons(model, readout["resid_mid"], edited).argmax(-1) == readout["majority"]
         for u in range(task.d_vocab_out):
-            table[v, u] = correct[majority == u].double().mean()
+            table[v, u] = right[readout["majority"] == u].double().mean()
     return table
 
 
+@dataclass(frozen=True)
+class AblationCurve:
+    """Accuracy on the positions a value leads, averaged over the values, with k of that
+    value's neurons mean-ablated: its top k (``chosen [K]``) or k random others
+    (``random [K, draws]``, each draw averaged over the values)."""
+
+    ks: list[int]
+    chosen: Tensor
+    random: Tensor
+
+
+@torch.no_grad()
+def neuron_ablation_curve(
+    model: torch.nn.Module, tokens: Tensor, ranking: Tensor, ks: list[int], draws: int = 10,
+    seed: int = 0, min_position: int = 16,
+) -> AblationCurve:
+    """For each k in ``ks``: mean-ablate ``ranking[v, :k]`` (neurons ranked for value v on
+    other inputs, :func:`value_neurons`) and measure accuracy at the positions ≥
+    ``min_position`` of ``tokens`` whose majority is v; the baseline ablates k neurons drawn
+    at random from those not in ``ranking[v]``, ``draws`` times."""
+    readout = mlp_readout(model, tokens, min_position)
+    mean = readout["neurons"].mean(0)
+    generator = torch.Generator().manual_seed(seed)
+    n_values, n_neurons = ranking.shape[0], readout["neurons"].shape[1]
+    chosen = torch.zeros(len(ks), dtype=torch.double)
+    random = torch.zeros(len(ks), draws, dtype=torch.double)
+    for v in range(n_values):
+        rows = readout["majority"] == v
+        resid, neurons = readout["resid_mid"][rows], readout["neurons"][rows]
+        others = torch.tensor([n for n in range(n_neurons) if n not in set(ranking[v].tolist())])
+
+        written = resid + neurons @ model.W_out[0] + model.b_out[0]  # the unablated stream
+
+        def accuracy(ablated: Tensor) -> float:
+            """Mean-ablating ``ablated`` changes the stream by their columns of W_out only."""
+            change = (mean[ablated] - neurons[:, ablated]) @ model.W_out[0][ablated]
+            logits = model.unembed(model.ln_final(written + change))
+            return (logits.argmax(-1) == v).double().mean().item()
+
+        for i, k in enumerate(ks):
+            chosen[i] += accuracy(ranking[v, :k]) / n_values
+            for d in range(draws):
+                pick = others[torch.randperm(len(others), generator=generator)[:k]]
+                random[i, d] += accuracy(pick) / n_values
+    return AblationCurve(list(ks), chosen, random)
+
+
 __all__ = [
-    "MajorityAccuracy", "batched_logits", "linear_fit_r2", "logit_contributions",
-    "majority_accuracy", "neuron_ablation_table", "patch_attention_output",
-    "permuted_prefixes", "running_histogram", "value_neurons",
+    "AblationCurve", "MajorityAccuracy", "batched_logits", "linear_fit_r2", "logit_contributions",
+    "logits_from_neurons", "majority_accuracy", "mlp_readout", "neuron_ablation_curve",
+    "neuron_ablation_table", "patch_attention_output", "permuted_prefixes", "running_histogram",
+    "tie_contributions", "value_neurons", "with_uniform_attention",
 ]
