@@ -16,7 +16,7 @@ def majority_claims() -> tuple[Claim, ...]:
     )
 
     from toybook.analysis.faithfulness import faithfulness_claim
-    from toybook.tasks.majority.hypotheses import READING
+    from toybook.tasks.majority.hypotheses import ALGORITHM, READING
 
     task = MajorityTask()
     probe = task.generate(600, seed=7)
@@ -85,6 +85,7 @@ def majority_claims() -> tuple[Claim, ...]:
         Claim("mlp_writes_answer", "the MLP's share of the direct logit attribution "
               "(smallest over positions ≥ 16)", mlp_share, 0.9, float("inf")),
         faithfulness_claim(READING, task),
+        faithfulness_claim(ALGORITHM, task),
     )
 
 
