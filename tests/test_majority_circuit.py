@@ -16,7 +16,8 @@ from toybook.tasks.majority.analysis import (
     ATTN_OUT, batched_logits, linear_fit_r2, logit_contributions, logits_from_neurons,
     majority_accuracy, mlp_readout, neuron_ablation_curve, neuron_ablation_table,
     patch_attention_output, permuted_prefixes, running_histogram, tie_contributions,
-    value_neurons, with_uniform_attention,
+    value_neurons, with_uniform_attention, inhibition_asymmetry, inhibition_weights, linear_vote,
+    mirrored_inhibition, mistaken_sequences, with_inhibition_edit,
 )
 
 TASK = toybook.get_task("majority")
@@ -192,3 +193,41 @@ def test_ties_go_to_the_smaller_value_through_the_mlp(model, held_out):
     uniform = with_uniform_attention(model, held_out).argmax(-1) == TASK.targets(held_out)
     ties = (TASK.margin(held_out) == 0) & (torch.arange(TASK.n_ctx) >= 16)
     assert uniform[ties].double().mean() > 0.9  # a coin flip between two tied values: 0.5
+
+
+def test_smaller_values_inhibit_more_and_reversing_that_flips_ties(model, probe, held_out):
+    groups = value_neurons(model, TASK, probe, k=10)
+    weights = inhibition_weights(model, TASK, probe[:300], groups)
+    assert weights.diagonal().min() > 10 and weights[~torch.eye(10, dtype=torch.bool)].max() < 2
+    asymmetry = inhibition_asymmetry(weights)
+    assert asymmetry < 0
+    counts = TASK.running_counts(held_out)
+    tied = counts == counts.max(-1, keepdim=True).values
+    ties = (TASK.margin(held_out) == 0) & (torch.arange(TASK.n_ctx) >= 16)
+
+    def to_a_larger_value(signs):
+        predicted = with_inhibition_edit(model, TASK, held_out, groups, signs, abs(asymmetry)).argmax(-1)
+        larger = tied.gather(-1, predicted[..., None])[..., 0] & (predicted != TASK.targets(held_out))
+        return larger[ties].double().mean().item()
+    assert to_a_larger_value(torch.zeros(10, 10)) == 0  # no edit: every tie to the smaller value
+    assert to_a_larger_value(mirrored_inhibition(10)) >= 0.5
+    signs = (torch.randint(0, 2, (10, 10), generator=torch.Generator().manual_seed(0)) * 2 - 1).float()
+    assert to_a_larger_value(signs * ~torch.eye(10, dtype=torch.bool)) < 0.3  # the control
+
+
+def test_the_linear_vote_by_hand():
+    """Three values; 0 and 2 tie with 1 between: the tie goes to 0 when smaller values inhibit
+    more, to 2 when larger ones do; a lead of one count wins either way when gain dominates."""
+    histogram = torch.tensor([[0.3, 0.1, 0.3], [0.3, 0.1, 0.4]]) / 1.0
+    assert linear_vote(histogram, 30.0, -4.0, -3.0).tolist() == [0, 2]
+    assert linear_vote(histogram, 30.0, -3.0, -4.0).tolist() == [2, 2]
+
+
+def test_the_recorded_mistakes_regenerate(model):
+    recorded = toybook.load_shipped("majority").metadata["evaluations"]["uniform_100000_seed12345"]
+    tokens, positions = mistaken_sequences(TASK, recorded)
+    assert len(tokens) == len(recorded["wrong_at"]) == sum(n - right for n, right in recorded["by_margin_all"].values())
+    rows = torch.arange(len(tokens))
+    assert bool((TASK.margin(tokens)[rows, positions] <= 1).all())  # every mistake a close call
+    wrong_again = model(tokens).argmax(-1)[rows, positions] != TASK.targets(tokens)[rows, positions]
+    assert wrong_again.double().mean() > 0.5  # near-ties: another CPU may round a few the other way

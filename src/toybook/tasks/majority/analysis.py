@@ -6,7 +6,7 @@ Shapes: B batch, T = 128 positions, V = 10 values, D ``d_model``, N MLP neurons.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -20,6 +20,7 @@ from toybook.tasks.majority.task import MajorityTask
 
 ATTN_OUT = "blocks.0.hook_attn_out"
 NEURONS = "blocks.0.mlp.hook_post"
+PRE = "blocks.0.mlp.hook_pre"
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,9 @@ class MajorityAccuracy:
     """Accuracy of a majority model on ``n`` sequences (seed ``seed``).
 
     ``by_margin_last`` and ``by_margin_all`` map a margin (top count − second count; 0 is a
-    tie) to ``[inputs, correct]`` at the last position and over all positions.
+    tie) to ``[inputs, correct]`` at the last position and over all positions; ``wrong_at``
+    lists every mistake as ``[sequence, position]``, the sequence counted in the seeded
+    stream (:func:`mistaken_sequences` regenerates them).
     """
 
     n: int
@@ -40,6 +43,7 @@ class MajorityAccuracy:
     acc_per_position: list[float]
     by_margin_last: dict[str, list[int]]
     by_margin_all: dict[str, list[int]]
+    wrong_at: list[list[int]] = field(default_factory=list)  # [sequence, position] of each mistake
 
     @property
     def summary(self) -> str:
@@ -62,6 +66,7 @@ def majority_accuracy(
         correct_parts.append(task.correct(logits, tokens).cpu())
         margin_parts.append(task.margin(tokens).cpu())
     correct, margin = torch.cat(correct_parts), torch.cat(margin_parts)
+    wrong_at = (~correct).nonzero().tolist()  # sequence numbers count from 0 in the seeded stream
 
     def by_margin(right: Tensor, margins: Tensor) -> dict[str, list[int]]:
         return {
@@ -82,7 +87,18 @@ def majority_accuracy(
         acc_per_position=correct.double().mean(0).tolist(),
         by_margin_last=by_margin(last, last_margin),
         by_margin_all=by_margin(correct.flatten(), margin.flatten()),
+        wrong_at=wrong_at,
     )
+
+
+def mistaken_sequences(task: MajorityTask, record: dict[str, Any]) -> tuple[Tensor, Tensor]:
+    """``(tokens [M, T], positions [M])``: the sequences of a recorded measurement
+    (:func:`majority_accuracy`) at which the model was wrong, regenerated from the record's
+    seed, and the position of each mistake. Regenerating the stream is cheap; running the
+    model on all of it is not."""
+    wrong = torch.tensor(record["wrong_at"], dtype=torch.long).reshape(-1, 2)
+    stream = fresh_inputs(task, record["seed"])(0, int(wrong[:, 0].max()) + 1 if len(wrong) else 0)
+    return stream[wrong[:, 0]], wrong[:, 1]
 
 
 def running_histogram(task: MajorityTask, tokens: Tensor) -> Tensor:
@@ -203,6 +219,68 @@ def with_uniform_attention(model: torch.nn.Module, tokens: Tensor) -> Tensor:
 
 
 @torch.no_grad()
+def inhibition_weights(
+    model: torch.nn.Module, task: MajorityTask, tokens: Tensor, groups: Tensor,
+    min_position: int = 32,
+) -> Tensor:
+    """``[V, V]``: entry ``[v, w]`` is the mean weight, over value v's neurons ``groups[v]``,
+    of the fraction of value w in a least-squares fit of the neuron's pre-activation on the
+    running histogram (plus a constant), positions ≥ ``min_position``. The diagonal is how
+    much a value's own neurons gain from its count; off the diagonal, how much other values
+    inhibit them."""
+    pre = batched_cache(model, tokens, [PRE])[PRE][:, min_position:].double()
+    histogram = running_histogram(task, tokens)[:, min_position:]
+    design = torch.cat([histogram, torch.ones(*histogram.shape[:2], 1, dtype=torch.double)], -1)
+    fit = torch.linalg.lstsq(design.flatten(0, 1), pre.flatten(0, 1)).solution[:-1]  # [V, N]
+    return torch.stack([fit[:, group].mean(1) for group in groups])
+
+
+def inhibition_asymmetry(weights: Tensor) -> float:
+    """Mean inhibition from smaller values minus mean inhibition from larger ones: the mean
+    of the entries below the diagonal of :func:`inhibition_weights` minus the mean of those
+    above it. Negative: a smaller value inhibits a value's neurons more."""
+    below = torch.tril(torch.ones_like(weights, dtype=torch.bool), -1)
+    return (weights[below].mean() - weights[below.T].mean()).item()
+
+
+def mirrored_inhibition(n_values: int) -> Tensor:
+    """``[V, V]`` signs: +1 from a smaller value, −1 from a larger one, 0 on the diagonal.
+    Added with a strength equal to the asymmetry's size, it reverses the asymmetry."""
+    values = torch.arange(n_values)
+    return (values[None, :] < values[:, None]).float() - (values[None, :] > values[:, None]).float()
+
+
+@torch.no_grad()
+def with_inhibition_edit(
+    model: torch.nn.Module, task: MajorityTask, tokens: Tensor, groups: Tensor, signs: Tensor,
+    strength: float,
+) -> Tensor:
+    """Logits ``[B, T, V]`` with each value v's neurons ``groups[v]`` given, before their
+    activation, an extra ``strength * Σ_w signs[v, w] * fraction(w)``: an edit of how much
+    each other value inhibits them (:func:`inhibition_weights`)."""
+    neurons, owners = groups.flatten(), torch.arange(len(groups)).repeat_interleave(groups.shape[1])
+
+    def run(batch: Tensor) -> Tensor:
+        extra = strength * running_histogram(task, batch).float() @ signs.T  # [b, T, V]
+
+        def hook(pre: Tensor, hook=None) -> Tensor:
+            pre = pre.clone()
+            pre[..., neurons] += extra[..., owners].to(pre.dtype)
+            return pre
+        return model.run_with_hooks(batch, fwd_hooks=[(PRE, hook)])
+    return torch.cat([logits for _, _, logits in forward_batches(model, tokens, run=run)])
+
+
+def linear_vote(histogram: Tensor, gain: float, from_smaller: float, from_larger: float) -> Tensor:
+    """``[..., ]`` answers of the reduced model: ``argmax_v gain·h_v + from_smaller·Σ_{w<v} h_w
+    + from_larger·Σ_{w>v} h_w`` (three numbers; the two inhibitions are negative). With
+    ``from_smaller < from_larger`` a tie goes to the smaller value."""
+    smaller = histogram.cumsum(-1) - histogram
+    larger = histogram.sum(-1, keepdim=True) - histogram.cumsum(-1)
+    return (gain * histogram + from_smaller * smaller + from_larger * larger).argmax(-1)
+
+
+@torch.no_grad()
 def value_neurons(
     model: torch.nn.Module, task: MajorityTask, tokens: Tensor, k: int = 5, min_position: int = 16
 ) -> Tensor:
@@ -316,7 +394,9 @@ def neuron_ablation_curve(
 
 __all__ = [
     "AblationCurve", "MajorityAccuracy", "batched_logits", "linear_fit_r2", "logit_contributions",
-    "logits_from_neurons", "majority_accuracy", "mlp_readout", "neuron_ablation_curve",
+    "logits_from_neurons", "majority_accuracy", "mistaken_sequences", "mlp_readout",
+    "neuron_ablation_curve",
     "neuron_ablation_table", "patch_attention_output", "permuted_prefixes", "running_histogram",
-    "tie_contributions", "value_neurons", "with_uniform_attention",
+    "inhibition_asymmetry", "inhibition_weights", "linear_vote", "mirrored_inhibition",
+    "tie_contributions", "value_neurons", "with_inhibition_edit", "with_uniform_attention",
 ]

@@ -60,6 +60,31 @@ def majority_claims() -> tuple[Claim, ...]:
         curve = neuron_ablation_curve(model, held_out, ranking, [5], draws=10)
         return (curve.random.mean() - curve.chosen[0]).item()
 
+    def inhibition(model):
+        from toybook.tasks.majority.analysis import inhibition_weights, value_neurons
+
+        groups = value_neurons(model, task, probe, k=10)
+        return groups, inhibition_weights(model, task, probe[:300], groups)
+
+    def tie_break_asymmetry(model):
+        from toybook.tasks.majority.analysis import inhibition_asymmetry
+
+        return inhibition_asymmetry(inhibition(model)[1])
+
+    def tie_break_flip(model):
+        from toybook.tasks.majority.analysis import (
+            inhibition_asymmetry, mirrored_inhibition, with_inhibition_edit,
+        )
+
+        groups, weights = inhibition(model)
+        predicted = with_inhibition_edit(model, task, held_out, groups, mirrored_inhibition(10),
+                                         abs(inhibition_asymmetry(weights))).argmax(-1)
+        counts = task.running_counts(held_out)
+        tied = counts == counts.max(-1, keepdim=True).values
+        larger = tied.gather(-1, predicted[..., None])[..., 0] & (predicted != task.targets(held_out))
+        ties = (task.margin(held_out) == 0) & (torch.arange(task.n_ctx) >= 16)
+        return larger[ties].double().mean().item()
+
     def mlp_share(model):
         from toybook.tasks.majority.analysis import logit_contributions
 
@@ -82,6 +107,12 @@ def majority_claims() -> tuple[Claim, ...]:
               "inputs) costs accuracy where it leads, more than 5 random neurons do, by at least "
               "the one-in-ten chance of a value leading (accuracy difference)",
               value_neurons_matter, 0.1, 1.0),
+        Claim("tie_break_asymmetry", "a value's top 10 neurons are inhibited more by smaller "
+              "values than by larger ones (mean fitted weight from smaller minus from larger; "
+              "0 = symmetric)", tie_break_asymmetry, float("-inf"), 0.0),
+        Claim("tie_break_flip", "reversing that asymmetry (an edit of its own size) gives "
+              "at least half of the ties to a larger tied value (a coin flip's share)",
+              tie_break_flip, 0.5, 1.0, all_seeds=False),
         Claim("mlp_writes_answer", "the MLP's share of the direct logit attribution "
               "(smallest over positions ≥ 16)", mlp_share, 0.9, float("inf")),
         faithfulness_claim(READING, task),
