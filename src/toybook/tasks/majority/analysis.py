@@ -7,7 +7,7 @@ Shapes: B batch, T = 128 positions, V = 10 values, D ``d_model``, N MLP neurons.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -281,6 +281,50 @@ def linear_vote(histogram: Tensor, gain: float, from_smaller: float, from_larger
 
 
 @torch.no_grad()
+def rival_boundaries(
+    model: torch.nn.Module, heads: Callable[[Tensor], Tensor], pairs: list[tuple[int, int]],
+    offsets: Tensor, level: float = 0.16,
+) -> Tensor:
+    """``[pairs, offsets, T]``: the smaller rival's logit minus the larger's, for synthetic
+    histograms fed through ``heads`` (:func:`~toybook.tasks.majority.hypotheses.histogram_map`)
+    into the rest of the model.
+
+    At position i (n = i + 1 tokens) rival ``u`` has ``c + x`` counts and rival ``v`` has
+    ``c`` (x from ``offsets``, fractions allowed), c = ``level`` · n rounded (at least 1);
+    the other values share the rest evenly, and the token at i is one of them. The sign
+    change along x is where the MLP's decision flips: between x = −1 and x = 0 means a tie
+    goes to ``u`` and a one-count lead of ``v`` to ``v``."""
+    n_values, n = model.cfg.d_vocab_out, model.cfg.n_ctx
+    length = torch.arange(1, n + 1, dtype=torch.double)
+    level_counts = torch.round(level * length).clamp(min=1)
+    out = torch.empty(len(pairs), len(offsets), n, dtype=torch.double)
+    for p, (u, v) in enumerate(pairs):
+        rival_u = level_counts[None] + offsets[:, None].double()  # [X, T]
+        rest = (length[None] - rival_u - level_counts[None]) / (n_values - 2)
+        histogram = rest[..., None].repeat(1, 1, n_values)
+        histogram[..., u], histogram[..., v] = rival_u, level_counts[None].expand_as(rival_u)
+        histogram = histogram / length[None, :, None]
+        other = next(w for w in range(n_values) if w not in (u, v))
+        stated = heads(histogram)
+        logits = model.run_with_hooks(
+            torch.full((len(offsets), n), other),
+            fwd_hooks=[("blocks.0.attn.hook_z", lambda z, hook=None: stated)])
+        out[p] = (logits[..., u] - logits[..., v]).double()
+    return out
+
+
+def boundary_offsets(differences: Tensor, offsets: Tensor) -> Tensor:
+    """``[pairs, T]``: the smallest offset at which the smaller rival's logit is ahead
+    (:func:`rival_boundaries`), linearly interpolated between grid points."""
+    ahead = differences > 0
+    first = ahead.double().argmax(1).clamp(min=1)  # [pairs, T]
+    lower, upper = offsets[first - 1].double(), offsets[first].double()
+    d_low = differences.gather(1, (first - 1)[:, None])[:, 0]
+    d_high = differences.gather(1, first[:, None])[:, 0]
+    return lower + (upper - lower) * (-d_low) / (d_high - d_low)
+
+
+@torch.no_grad()
 def value_neurons(
     model: torch.nn.Module, task: MajorityTask, tokens: Tensor, k: int = 5, min_position: int = 16
 ) -> Tensor:
@@ -292,14 +336,15 @@ def value_neurons(
     is picked by hand.
     """
     post = batched_cache(model, tokens, [NEURONS])[NEURONS]
-    activations = post[:, min_position:].reshape(-1, post.shape[-1])
+    activations = post[:, min_position:].reshape(-1, post.shape[-1]).double()
+    del post
     majority = task.targets(tokens)[:, min_position:].reshape(-1)
     spread = activations.std(0) + 1e-6
-    scores = torch.stack([
-        (activations[majority == v].mean(0) - activations[majority != v].mean(0)) / spread
-        for v in range(task.d_vocab_out)
-    ])
-    return scores.topk(k, dim=1).indices
+    one_hot = torch.nn.functional.one_hot(majority, task.d_vocab_out).double()  # [R, V]
+    sums, counts = one_hot.T @ activations, one_hot.sum(0)[:, None]  # per value, no copies
+    inside = sums / counts
+    outside = (activations.sum(0) - sums) / (len(activations) - counts)
+    return ((inside - outside) / spread).topk(k, dim=1).indices
 
 
 @torch.no_grad()
@@ -399,4 +444,5 @@ __all__ = [
     "neuron_ablation_table", "patch_attention_output", "permuted_prefixes", "running_histogram",
     "inhibition_asymmetry", "inhibition_weights", "linear_vote", "mirrored_inhibition",
     "tie_contributions", "value_neurons", "with_inhibition_edit", "with_uniform_attention",
+    "boundary_offsets", "rival_boundaries",
 ]

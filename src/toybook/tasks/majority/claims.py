@@ -53,18 +53,23 @@ def majority_claims() -> tuple[Claim, ...]:
             kept.append((same == base[:, position]).double().mean().item())
         return min(kept)
 
-    def value_neurons_matter(model):
-        from toybook.tasks.majority.analysis import neuron_ablation_curve, value_neurons
-
-        ranking = value_neurons(model, task, probe, k=5)  # chosen on probe, tested on held_out
-        curve = neuron_ablation_curve(model, held_out, ranking, [5], draws=10)
-        return (curve.random.mean() - curve.chosen[0]).item()
+    last: dict = {}  # the last model's neurons and weights, shared by the claims below
 
     def inhibition(model):
+        """``(top 10 neurons per value, chosen on probe; their inhibition weights)``."""
         from toybook.tasks.majority.analysis import inhibition_weights, value_neurons
 
-        groups = value_neurons(model, task, probe, k=10)
-        return groups, inhibition_weights(model, task, probe[:300], groups)
+        if last.get("model") is not model:
+            groups = value_neurons(model, task, probe, k=10)
+            last.update(model=model, result=(groups, inhibition_weights(model, task, probe[:300], groups)))
+        return last["result"]
+
+    def value_neurons_matter(model):
+        from toybook.tasks.majority.analysis import neuron_ablation_curve
+
+        ranking = inhibition(model)[0][:, :5]  # chosen on probe, tested on held_out
+        curve = neuron_ablation_curve(model, held_out, ranking, [5], draws=10)
+        return (curve.random.mean() - curve.chosen[0]).item()
 
     def tie_break_asymmetry(model):
         from toybook.tasks.majority.analysis import inhibition_asymmetry
@@ -84,6 +89,16 @@ def majority_claims() -> tuple[Claim, ...]:
         larger = tied.gather(-1, predicted[..., None])[..., 0] & (predicted != task.targets(held_out))
         ties = (task.margin(held_out) == 0) & (torch.arange(task.n_ctx) >= 16)
         return larger[ties].double().mean().item()
+
+    def decision_between_counts(model):
+        from toybook.tasks.majority.analysis import boundary_offsets, rival_boundaries
+        from toybook.tasks.majority.hypotheses import histogram_map
+
+        pairs = [(u, v) for u in range(10) for v in range(u + 1, 10)]
+        offsets = torch.linspace(-2, 2, 81)
+        heads = histogram_map(model, task.generate(128, seed=10_002))
+        boundary = boundary_offsets(rival_boundaries(model, heads, pairs, offsets), offsets)[:, 16:]
+        return ((boundary > -1) & (boundary < 0)).double().mean().item()
 
     def mlp_share(model):
         from toybook.tasks.majority.analysis import logit_contributions
@@ -107,6 +122,11 @@ def majority_claims() -> tuple[Claim, ...]:
               "inputs) costs accuracy where it leads, more than 5 random neurons do, by at least "
               "the one-in-ten chance of a value leading (accuracy difference)",
               value_neurons_matter, 0.1, 1.0),
+        Claim("decision_between_counts", "fed synthetic histograms through the attention's "
+              "linear map, the MLP switches between two rivals between a one-count deficit and "
+              "a tie of the smaller one (share of pairs × positions ≥ 16; a boundary at the "
+              "tie itself, with no tie-break, would give about half)",
+              decision_between_counts, 0.95, 1.0, all_seeds=False),
         Claim("tie_break_asymmetry", "a value's top 10 neurons are inhibited more by smaller "
               "values than by larger ones (mean fitted weight from smaller minus from larger; "
               "0 = symmetric)", tie_break_asymmetry, float("-inf"), 0.0),

@@ -23,18 +23,31 @@ def _features(tokens):
     return torch.cat([histogram, positions], -1)  # [B, T, V + T]
 
 
-def _linear_in_histogram(model, reference):
-    """Both heads' outputs ≈ histogram @ A + b_position, fitted by least squares on the
-    reference inputs."""
+def histogram_map(model, reference):
+    """``histogram [B, T, V] → both heads' outputs [B, T, H, d_head]``: the least-squares fit
+    ``histogram @ A + b_position`` on the reference inputs. It takes any histogram, so
+    synthetic ones can be fed through it into the MLP."""
     _, cache = model.run_with_cache(reference, names_filter=Z)
     z = cache[Z]  # [R, T, H, d_head]
     features = _features(reference)
     fit = torch.linalg.lstsq(features.reshape(-1, features.shape[-1]),
                              z.double().reshape(-1, z.shape[2] * z.shape[3])).solution
 
-    def stated(tokens):
-        return (_features(tokens) @ fit).reshape(len(tokens), *z.shape[1:]).to(z.dtype)
-    return {head(0): stated}
+    def heads(histogram):
+        positions = torch.eye(histogram.shape[1], dtype=torch.double).expand(len(histogram), -1, -1)
+        features = torch.cat([histogram.double(), positions], -1)
+        return (features @ fit).reshape(len(histogram), *z.shape[1:]).to(z.dtype)
+    return heads
+
+
+def _linear_in_histogram(model, reference):
+    """Both heads' outputs ≈ histogram @ A + b_position, fitted by least squares on the
+    reference inputs."""
+    from toybook.tasks.majority.analysis import running_histogram
+    from toybook.tasks.majority.task import MajorityTask
+
+    heads = histogram_map(model, reference)
+    return {head(0): lambda tokens: heads(running_histogram(MajorityTask(), tokens))}
 
 
 def _the_rules_answer(model, reference):
