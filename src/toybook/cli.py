@@ -1,4 +1,5 @@
-"""The ``toybook`` command: ``list``, ``train``, ``eval``, ``reproduce``, ``sweep`` and ``live``.
+"""The ``toybook`` command: ``list``, ``train``, ``eval``, ``verify``, ``reproduce``, ``sweep``
+and ``live``.
 
 Errors in arguments or inputs print one line and exit with status 2; no tracebacks.
 Each command imports what it needs when it runs, so ``--help``, ``--version`` and argument
@@ -23,6 +24,9 @@ EXAMPLES = """examples:
   toybook train max_of_2 --seed 1 --out runs    train a preset with another seed
                                                 (saved as runs/max_of_2_s1)
   toybook reproduce max_of_2                    retrain a shipped model and compare
+  toybook sweep max_of_2 --seeds 1-4 --ray      seeds in parallel on a local Ray cluster
+  toybook verify addition --stop 1000000        a resumable check of the first 10^6
+                                                questions, in shards (--ray: in parallel)
   toybook live                                  the built book with live cells"""
 
 
@@ -124,7 +128,38 @@ def parser() -> argparse.ArgumentParser:
                        help="folder for the seed checkpoints (default: checkpoints/seeds)")
     seeds.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     seeds.add_argument("--quiet", action="store_true", help="no progress bars")
+    seeds.add_argument("--threads", type=positive_int,
+                       help="torch CPU threads per seed (recorded; with --ray default 1)")
+    add_ray_arguments(seeds, "seed")
     seeds.set_defaults(command=cmd_sweep)
+
+    check = commands.add_parser(
+        "verify", help="check a model on every input (or a range of ranks), in resumable shards",
+        description="Run a shipped or saved model on ranks START..STOP-1 of its task's "
+        "enumeration (default: every input; addition: the 10^10 questions x + y in the "
+        "order x * 10^5 + y), split into shards. Each finished shard is appended to the "
+        "results file, so a killed run resumes where it stopped. Prints the merged "
+        "result: wrong answers (listed), smallest margins. "
+        "Example: toybook verify addition --stop 1000000 --ray",
+    )
+    check.add_argument("name", metavar="NAME",
+                       help="a shipped model, or the task of --checkpoint")
+    check.add_argument("--checkpoint", type=Path, help="a saved checkpoint (default: shipped)")
+    check.add_argument("--start", type=int, default=0, help="first rank (default 0)")
+    check.add_argument("--stop", type=int, help="one past the last rank (default: all)")
+    check.add_argument("--shard-size", type=positive_int, default=1_000_000,
+                       help="ranks per shard (default 1,000,000)")
+    check.add_argument("--batch-size", type=positive_int,
+                       help="inputs per forward pass; must divide the shard size")
+    check.add_argument("--results", type=Path,
+                       help="results file, resumed if it exists "
+                            "(default: verify/NAME_START-STOP.jsonl)")
+    check.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    check.add_argument("--threads", type=positive_int,
+                       help="torch CPU threads per shard (with --ray default 1)")
+    check.add_argument("--json", type=Path, help="also write the merged result to this file")
+    add_ray_arguments(check, "shard")
+    check.set_defaults(command=cmd_verify)
 
     live = commands.add_parser(
         "live", help="serve the built book with live cells on a local Jupyter server"
@@ -139,6 +174,29 @@ def parser() -> argparse.ArgumentParser:
     )
     live.set_defaults(command=cmd_live)
     return top
+
+
+def add_ray_arguments(command: argparse.ArgumentParser, job: str) -> None:
+    command.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS",
+        help=f"run each {job} as a Ray task: on a local cluster of this machine's cores, "
+             f"or on the running cluster at ADDRESS (needs pip install 'toybook[scale]')")
+    command.add_argument("--workers", type=positive_int,
+                         help="CPUs of the local Ray cluster (default: all)")
+
+
+def ray_options(args: argparse.Namespace):
+    """The Ray options of ``--ray``/``--workers``/``--device``, or ``None`` without ``--ray``."""
+    from toybook.scale import RayOptions, require_ray
+
+    if args.ray is None:
+        if args.workers is not None:
+            raise ToybookError("--workers sizes a local Ray cluster: use it with --ray")
+        return None
+    require_ray()
+    address = None if args.ray == "local" else args.ray
+    return RayOptions(address=address, workers=args.workers,
+                      gpu=args.device.startswith("cuda"))
 
 
 def positive_int(text: str) -> int:
@@ -303,9 +361,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     get_preset(args.name)  # unknown names fail before anything else
     seeds = parse_seeds(args.seeds)
-    device = check_device(args.device)
+    ray = ray_options(args)
+    device = args.device if ray is not None else check_device(args.device)  # Ray's GPUs
     results = sweep(args.name, seeds, args.out, device=device, progress=not args.quiet,
-                    log=lambda line: print(line, flush=True))
+                    log=lambda line: print(line, flush=True), ray=ray, threads=args.threads)
     names = list(results[0].claims)
     labels = [name + ("" if results[0].claims[name].get("all_seeds", True) else "*")
               for name in names]
@@ -320,6 +379,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
           f"a claim that fails, '*' one made for the shipped model only); recorded in "
           f"{args.out / 'sweeps' / (args.name + '.json')}")
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    import json
+
+    from toybook.verify import verify
+
+    if args.checkpoint is None:
+        from toybook.zoo import shipped_path
+
+        shipped_path(args.name)  # an unknown name fails before torch loads
+    ray = ray_options(args)
+    device = args.device if ray is not None else check_device(args.device)
+    results = args.results or Path("verify") / (
+        f"{args.name}_{args.start}-{'all' if args.stop is None else args.stop}.jsonl")
+    result = verify(args.name, results, checkpoint=args.checkpoint, start=args.start,
+                    stop=args.stop, shard_size=args.shard_size, batch_size=args.batch_size,
+                    device=device, ray=ray, threads=args.threads,
+                    log=lambda line: print(line, flush=True))
+    print(result.report())
+    print(f"shards recorded in {results}")
+    if args.json:
+        args.json.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+    return 0 if result.n_wrong == 0 else 1
 
 
 def cmd_live(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -135,7 +135,9 @@ class ExhaustiveResult:
 
     ``margin`` is the correct answer's logit minus the largest other logit: positive
     means correct, and its minimum over all answers says how close the model comes to
-    its first mistake. ``hardest`` lists the answers with the smallest margins.
+    its first mistake. ``hardest`` lists the answers with the smallest margins; ``wrong``
+    lists wrong answers in rank order, as many as were asked for (``list_wrong``), each
+    with its rank, answer position, predicted and correct token, and margin.
     """
 
     n: int
@@ -156,6 +158,7 @@ class ExhaustiveResult:
     device: str
     wall_time_s: float
     method: str = "plain"  # or "shared_prefix" (see toybook.shared_prefix)
+    wrong: list[dict[str, Any]] = field(default_factory=list)  # the first list_wrong
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,7 +168,7 @@ class ExhaustiveResult:
 def evaluate_exhaustively(
     model: torch.nn.Module, task: Task, start: int = 0, stop: int | None = None,
     batch_size: int | None = None, n_hardest: int = 10, progress: bool = False,
-    method: str = "auto",
+    method: str = "auto", list_wrong: int = 0,
 ) -> ExhaustiveResult:
     """Evaluate ``model`` on the inputs of ranks ``start..stop-1`` (default: all of them).
 
@@ -173,9 +176,11 @@ def evaluate_exhaustively(
     batch however large the space (tens of millions of inputs). ``method="auto"``
     computes each shared prefix once (:mod:`toybook.shared_prefix`) where the task, the
     model and the range allow it, else runs ``model(tokens)`` (``method="plain"``).
+    The first ``list_wrong`` wrong answers are listed one by one (``wrong``).
     """
     stop = task.check_rank_range(start, stop)
     check_integer("evaluate_exhaustively", "batch_size", batch_size, minimum=1, optional=True)
+    check_integer("evaluate_exhaustively", "list_wrong", list_wrong, minimum=0)
     if method not in ("auto", "plain"):
         raise ToybookError(f"unknown method {method!r}; use 'auto' or 'plain'")
     device = next(model.parameters()).device
@@ -203,6 +208,7 @@ def evaluate_exhaustively(
     n_wrong_rows, loss_sum, max_loss = 0, 0.0, 0.0
     hardest_margin = torch.empty(0)
     hardest_key = torch.empty(0, 2, dtype=torch.long)  # (rank, answer position)
+    listed: list[dict[str, Any]] = []
     started = time.perf_counter()
     batches = forward_batches(
         model, lambda first, last: task.inputs(start + first, start + last), stop - start,
@@ -218,6 +224,15 @@ def evaluate_exhaustively(
         loss_sum += float(losses.sum())
         max_loss = max(max_loss, float(losses.max()))
         margin = _margins(answer_logits, targets).cpu()
+        if len(listed) < list_wrong and bool(wrong.any()):
+            rows, columns = wrong.nonzero(as_tuple=True)
+            predicted, expected = answer_logits.argmax(-1).cpu(), targets.cpu()
+            for row, column in zip(rows[: list_wrong - len(listed)].tolist(),
+                                   columns[: list_wrong - len(listed)].tolist()):
+                listed.append(dict(rank=batch_start + row, answer=task.answer_names[column],
+                                   predicted=int(predicted[row, column]),
+                                   target=int(expected[row, column]),
+                                   margin=float(margin[row, column])))
         rank, position = torch.meshgrid(
             torch.arange(batch_start, batch_start + len(batch)), torch.arange(margin.shape[1]),
             indexing="ij",
@@ -262,6 +277,7 @@ def evaluate_exhaustively(
         device=str(device),
         wall_time_s=time.perf_counter() - started,
         method="shared_prefix" if shared else "plain",
+        wrong=listed,
     )
 
 

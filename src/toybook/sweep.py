@@ -8,7 +8,8 @@ Seed ``s`` of preset ``P`` is the checkpoint ``OUT/P_s<s>`` (``toybook train P -
 reproduces it on the same kind of machine). Its accuracy is recorded in its own sidecar;
 the claims and the generalisation step of all seeds go to ``OUT/sweeps/P.json``. A sweep
 is resumable: a seed whose checkpoint exists is not trained again, and one whose sidecar
-already holds its measurement is not measured again.
+already holds its measurement is not measured again. With ``--ray`` the seeds run in
+parallel as Ray tasks (:mod:`toybook.scale`), on this machine or on a cluster.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from toybook.errors import ToybookError
+from toybook.scale import RayOptions, require_ray, run_jobs
 
 GENERALISED = 0.99  # eval accuracy that counts as "generalised" (grokked, for max_of_2)
 
@@ -92,21 +94,26 @@ def read_sweep(out_dir: str | Path, preset: str) -> list[SeedResult]:
 
 def sweep(
     preset_name: str, seeds: Sequence[int], out_dir: str | Path, device: str = "cpu",
-    progress: bool = True, log: Callable[[str], None] = print,
+    progress: bool = True, log: Callable[[str], None] = print, ray: RayOptions | None = None,
+    threads: int | None = None,
 ) -> list[SeedResult]:
-    """Train (where needed) and check every seed of ``preset_name``; record and return."""
-    from toybook.analysis.dynamics import first_step_at_least
-    from toybook.checkpoint import (
-        check_writable, load_checkpoint, read_sidecar, record_evaluation, save_checkpoint,
-    )
-    from toybook.claims import check_claims
-    from toybook.environment import describe
-    from toybook.measurement import remeasure
+    """Train (where needed) and check every seed of ``preset_name``; record and return.
+
+    With ``ray``, each seed is a Ray task (:mod:`toybook.scale`) that gets the seed's
+    checkpoint files where they exist and returns them trained and measured; the driver
+    writes them into ``out_dir`` and records each seed as it finishes, so a stopped sweep
+    resumes as a sequential one does. ``threads`` sets torch's CPU threads for each seed
+    (a Ray task's default: its CPUs); the record names them, as they change the weights'
+    last bits. Given the same threads, a sweep's record is the same whichever way it ran,
+    but for the training times.
+    """
+    from toybook.checkpoint import check_writable, read_sidecar
+    from toybook.config_checks import check_integer
     from toybook.presets import get_preset
-    from toybook.training import train
     from toybook.zoo import shipped_path
 
-    preset = get_preset(preset_name)
+    get_preset(preset_name)
+    check_integer("sweep", "threads", threads, minimum=1, optional=True)
     out_dir = Path(out_dir)
     recorded = read_sidecar(shipped_path(preset_name)).get("evaluations", {})
     for seed in seeds:  # every output checked before any training
@@ -115,54 +122,134 @@ def sweep(
             check_writable(path)
     previous = {r.seed: r for r in read_sweep(out_dir, preset_name)} \
         if summary_path(out_dir, preset_name).exists() else {}
-    results = []
-    for seed in seeds:
-        name, path = seed_name(preset_name, seed), out_dir / seed_name(preset_name, seed)
-        if path.with_suffix(".json").exists():
-            log(f"{name}: checkpoint exists, not retrained")
-            train_seconds = None
-        else:
-            config = dataclasses.replace(preset.train, seed=seed, snapshot_every=None)
-            started = time.perf_counter()
-            save_checkpoint(train(preset.task, preset.model, config, device=device,
-                                  progress=progress), path)
-            train_seconds = time.perf_counter() - started
-            log(f"{name}: trained in {train_seconds:.0f} s")
-        checkpoint = load_checkpoint(path, device=device)
-        if checkpoint.metadata["train_config"]["seed"] != seed:
-            raise ToybookError(f"{path} was trained with seed "
-                               f"{checkpoint.metadata['train_config']['seed']}, not {seed}")
-        evaluations = checkpoint.metadata.get("evaluations", {})
-        mine = _same_measurement(evaluations, recorded)
-        if mine is None:
-            measurement, _ = remeasure(checkpoint.model, checkpoint.task, recorded, progress)
-            record_evaluation(path, measurement.label, measurement.result)
-            mine = (measurement.label, measurement.what, measurement.n, measurement.n_wrong)
-            log(f"{name}: {measurement.n_wrong:,} wrong of {measurement.n:,} ({measurement.what})")
-        claims = {
-            result.claim.name: {"value": result.value, "holds": result.holds,
-                                "low": result.claim.low, "high": result.claim.high,
-                                "all_seeds": result.claim.all_seeds}
-            for result in check_claims(preset_name, checkpoint.model)
-        }
-        history = checkpoint.metadata["history"]
-        if train_seconds is None:  # trained earlier: the sidecar's own record
-            train_seconds = float(checkpoint.metadata["training"]["wall_time_s"])
-        result = SeedResult(
-            seed=seed, name=name,
-            measurement=dict(zip(("label", "what", "n", "n_wrong"), mine)),
-            claims=claims,
-            generalised_step=first_step_at_least(history, "eval_acc", GENERALISED),
-            steps=checkpoint.metadata["training"]["steps"], train_seconds=train_seconds,
-            weights_sha256=checkpoint.metadata["weights"]["sha256"],
-            device=checkpoint.metadata["training"]["device"],
-            trained_on=describe(checkpoint.metadata["training"].get("environment") or {}),
-        )
-        log(f"{name}: {sum(c['holds'] for c in claims.values())} of {len(claims)} claims hold; "
-            f"generalised at step {result.generalised_step}")
-        results.append(result)
-        _write_summary(out_dir, preset_name, {**previous, **{r.seed: r for r in results}})
-    return results
+    if ray is None:
+        jobs = [(preset_name, seed, str(out_dir), None, recorded, device, threads, progress, log)
+                for seed in seeds]
+    else:
+        require_ray()
+        jobs = [(preset_name, seed, None, _read_files(out_dir / seed_name(preset_name, seed)),
+                 recorded, device, threads or ray.cpus, False, None) for seed in seeds]
+    done: dict[int, SeedResult] = {}
+    for index, (files, row, lines) in run_jobs(_check_seed, jobs, ray):
+        seed = seeds[index]
+        if files is not None:
+            _write_files(out_dir / seed_name(preset_name, seed), files)
+        for line in lines:
+            log(line)
+        done[seed] = SeedResult(**row)
+        _write_summary(out_dir, preset_name, {**previous, **done})
+    return [done[seed] for seed in seeds]
+
+
+def _check_seed(
+    preset_name: str, seed: int, folder: str | None, files: dict[str, bytes] | None,
+    recorded: dict[str, Any], device: str, threads: int | None, progress: bool,
+    log: Callable[[str], None] | None,
+) -> tuple[dict[str, bytes] | None, dict[str, Any], list[str]]:
+    """One seed of a sweep: train it unless its checkpoint exists, measure it unless its
+    sidecar holds the measurement, check every claim. Works in ``folder``, or (a Ray task)
+    in a temporary folder holding ``files`` (the checkpoint's, if any), whose files it
+    returns. Returns ``(files, SeedResult as a dict, log lines not yet logged)``."""
+    import tempfile
+
+    import torch
+
+    lines: list[str] = []
+    say = log or lines.append
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        if folder is not None:
+            return None, asdict(_measure_seed(preset_name, seed, Path(folder), recorded,
+                                              device, progress, say)), lines
+        with tempfile.TemporaryDirectory(prefix="toybook-seed-") as here:
+            path = Path(here) / seed_name(preset_name, seed)
+            if files:
+                _write_files(path, files)
+            result = _measure_seed(preset_name, seed, Path(here), recorded, device, progress, say)
+            return _read_files(path), asdict(result), lines
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _measure_seed(
+    preset_name: str, seed: int, out_dir: Path, recorded: dict[str, Any], device: str,
+    progress: bool, log: Callable[[str], None],
+) -> SeedResult:
+    from toybook.analysis.dynamics import first_step_at_least
+    from toybook.checkpoint import load_checkpoint, record_evaluation, save_checkpoint
+    from toybook.claims import check_claims
+    from toybook.environment import describe
+    from toybook.measurement import remeasure
+    from toybook.presets import get_preset
+    from toybook.training import train
+
+    preset = get_preset(preset_name)
+    name, path = seed_name(preset_name, seed), out_dir / seed_name(preset_name, seed)
+    if path.with_suffix(".json").exists():
+        log(f"{name}: checkpoint exists, not retrained")
+        train_seconds = None
+    else:
+        config = dataclasses.replace(preset.train, seed=seed, snapshot_every=None)
+        started = time.perf_counter()
+        save_checkpoint(train(preset.task, preset.model, config, device=device,
+                              progress=progress), path)
+        train_seconds = time.perf_counter() - started
+        log(f"{name}: trained in {train_seconds:.0f} s")
+    checkpoint = load_checkpoint(path, device=device)
+    if checkpoint.metadata["train_config"]["seed"] != seed:
+        raise ToybookError(f"{path} was trained with seed "
+                           f"{checkpoint.metadata['train_config']['seed']}, not {seed}")
+    evaluations = checkpoint.metadata.get("evaluations", {})
+    mine = _same_measurement(evaluations, recorded)
+    if mine is None:
+        measurement, _ = remeasure(checkpoint.model, checkpoint.task, recorded, progress)
+        record_evaluation(path, measurement.label, measurement.result)
+        mine = (measurement.label, measurement.what, measurement.n, measurement.n_wrong)
+        log(f"{name}: {measurement.n_wrong:,} wrong of {measurement.n:,} ({measurement.what})")
+    claims = {
+        result.claim.name: {"value": result.value, "holds": result.holds,
+                            "low": result.claim.low, "high": result.claim.high,
+                            "all_seeds": result.claim.all_seeds}
+        for result in check_claims(preset_name, checkpoint.model)
+    }
+    history = checkpoint.metadata["history"]
+    if train_seconds is None:  # trained earlier: the sidecar's own record
+        train_seconds = float(checkpoint.metadata["training"]["wall_time_s"])
+    result = SeedResult(
+        seed=seed, name=name,
+        measurement=dict(zip(("label", "what", "n", "n_wrong"), mine)),
+        claims=claims,
+        generalised_step=first_step_at_least(history, "eval_acc", GENERALISED),
+        steps=checkpoint.metadata["training"]["steps"], train_seconds=train_seconds,
+        weights_sha256=checkpoint.metadata["weights"]["sha256"],
+        device=checkpoint.metadata["training"]["device"],
+        trained_on=describe(checkpoint.metadata["training"].get("environment") or {}),
+    )
+    log(f"{name}: {sum(c['holds'] for c in claims.values())} of {len(claims)} claims hold; "
+        f"generalised at step {result.generalised_step}")
+    return result
+
+
+def _read_files(path: Path) -> dict[str, bytes] | None:
+    """The checkpoint ``path``'s files that exist, by suffix; ``None`` where there is none."""
+    from toybook.checkpoint import checkpoint_files
+
+    files = {file.name[len(path.name):]: file.read_bytes()
+             for file in checkpoint_files(path) if file.exists()}
+    return files or None
+
+
+def _write_files(path: Path, files: dict[str, bytes]) -> None:
+    """Write a checkpoint's files (from :func:`_read_files`) atomically, the sidecar last:
+    a checkpoint exists once its sidecar does."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in sorted(files, key=lambda suffix: suffix == ".json"):
+        final = path.with_name(path.name + suffix)
+        temporary = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(files[suffix])
+        temporary.replace(final)
 
 
 def recorded_not_shipped() -> list[SeedResult]:

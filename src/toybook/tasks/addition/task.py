@@ -152,6 +152,29 @@ class AdditionTask(Task):
         powers = 10 ** torch.arange(self.n_digits)
         return self.encode_digits(x[:, None] // powers % 10, y[:, None] // powers % 10)
 
+    # ---- enumeration --------------------------------------------------------------
+    @property
+    def n_inputs(self) -> int | None:
+        """Every question, ``10^(2n)`` (10^10 for five digits); ``None`` where that does not
+        fit in int64 (ten digits)."""
+        total = 10 ** (2 * self.n_digits)
+        return total if total < 2**63 else None
+
+    def inputs(self, start: int = 0, stop: int | None = None) -> Tensor:
+        """Questions ``[stop - start, 3n+3]`` of ranks ``start..stop-1``: rank
+        ``r = x * 10^n + y``, so the order is fixed (``x`` slowest, ``y`` fastest) and any
+        range of ranks is one reproducible slice of all the questions."""
+        stop = self.check_rank_range(start, stop)
+        rank = torch.arange(start, stop, dtype=torch.long)
+        limit = 10**self.n_digits
+        return self.encode(rank // limit, rank % limit)
+
+    def rank(self, tokens: Tensor) -> Tensor:
+        """The inverse of :meth:`inputs`: ranks ``[B]`` of questions ``[B, 3n+3]``."""
+        x, y = self.operand_digits(tokens)
+        powers = 10 ** torch.arange(self.n_digits, device=tokens.device)
+        return (x * powers).sum(1) * 10**self.n_digits + (y * powers).sum(1)
+
     def operand_digits(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
         """Operand digits ``x, y [B, n]``, column 0 = units."""
         n = self.n_digits
