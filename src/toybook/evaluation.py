@@ -225,14 +225,13 @@ def evaluate_exhaustively(
         max_loss = max(max_loss, float(losses.max()))
         margin = _margins(answer_logits, targets).cpu()
         if len(listed) < list_wrong and bool(wrong.any()):
-            rows, columns = wrong.nonzero(as_tuple=True)
-            predicted, expected = answer_logits.argmax(-1).cpu(), targets.cpu()
-            for row, column in zip(rows[: list_wrong - len(listed)].tolist(),
-                                   columns[: list_wrong - len(listed)].tolist()):
-                listed.append(dict(rank=batch_start + row, answer=task.answer_names[column],
-                                   predicted=int(predicted[row, column]),
-                                   target=int(expected[row, column]),
-                                   margin=float(margin[row, column])))
+            rows, columns = (index[: list_wrong - len(listed)] for index in wrong.nonzero(as_tuple=True))
+            predicted = answer_logits.argmax(-1).cpu()[rows, columns].tolist()
+            listed += [dict(rank=batch_start + row, answer=task.answer_names[column],
+                            predicted=guess, target=answer, margin=gap)
+                       for row, column, guess, answer, gap in zip(
+                           rows.tolist(), columns.tolist(), predicted,
+                           targets.cpu()[rows, columns].tolist(), margin[rows, columns].tolist())]
         rank, position = torch.meshgrid(
             torch.arange(batch_start, batch_start + len(batch)), torch.arange(margin.shape[1]),
             indexing="ij",

@@ -85,10 +85,13 @@ class Verification:
         return len(self.wrong) == self.n_wrong_answers
 
     def report(self) -> str:
+        from toybook.tasks import get_task
+
         check = self.check
-        what = f"ranks {check.start:,}..{check.stop - 1:,} of {check.task}"
-        lines = [f"{check.model} on {self.n:,} inputs ({what}): {self.n - self.n_wrong:,} correct, "
-                 f"{self.n_wrong:,} wrong; {self.shards_done} of {self.shards} shards"]
+        total = get_task(check.task, **check.task_params).n_inputs
+        lines = [f"{check.model} on {self.n:,} inputs (ranks {check.start:,}..{check.stop - 1:,} "
+                 f"of the {total:,} of {check.task}): {self.n - self.n_wrong:,} correct, "
+                 f"{self.n_wrong:,} wrong; {self.shards_done} of {self.shards} shards done"]
         if self.n:
             lines.append(f"smallest margin {self.min_margin:.4g}, largest loss "
                          f"{self.max_loss:.3g}, mean loss {self.loss:.3g}; "
@@ -195,26 +198,29 @@ def read_results(path: Path, check: Check) -> dict[int, dict[str, Any]]:
     (a killed run) is dropped from the file; a shard twice in the file is an error."""
     if not path.exists():
         return {}
-    lines = path.read_text().split("\n")
-    if lines[-1]:  # no newline at the end: the last write was cut short
-        lines[-1] = ""
-        path.write_text("\n".join(lines))
-    lines = lines[:-1]
-    if not lines:
-        return {}
+    not_ours = (f"{path} is not a toybook verify results file (or was changed by something "
+                f"else); give another --results path")
     try:
+        *lines, torn = path.read_text().split("\n")
         records = [json.loads(line) for line in lines]
-    except json.JSONDecodeError:
-        raise ToybookError(f"{path} is not a toybook verify results file (or was changed by "
-                           f"something else); give another --results path") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ToybookError(not_ours) from None
+    if not records:
+        if torn:
+            raise ToybookError(not_ours)
+        return {}
     header = records[0].get("check") if isinstance(records[0], dict) else None
+    if header is None or any(not isinstance(r, dict) or "shard" not in r for r in records[1:]):
+        raise ToybookError(not_ours)
     if header != json.loads(json.dumps(asdict(check))):
-        theirs = header if isinstance(header, dict) else {}
-        differ = [key for key, value in asdict(check).items() if theirs.get(key) != value]
+        differ = [key for key, value in asdict(check).items()
+                  if header.get(key) != json.loads(json.dumps(value))]
         raise ToybookError(
             f"{path} holds the results of another check (it differs in "
             f"{', '.join(differ) or 'its format'}); give another --results path, or the "
             f"same options as the run that made it")
+    if torn:  # a last line with no newline: a write cut short by a kill
+        path.write_text("".join(line + "\n" for line in lines))
     shards: dict[int, dict[str, Any]] = {}
     for record in records[1:]:
         if record["shard"] in shards:
