@@ -42,7 +42,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -ra -m "not slow"
 
-# Speed and memory figures next to their goals (about 20 minutes on 2 cores).
+# Speed and memory figures next to their goals (about 23 minutes on 2 cores).
 bench: book-incremental
 	$(BIN)/python benchmarks/cli_startup.py
 	$(BIN)/python benchmarks/chapters.py
@@ -51,6 +51,7 @@ bench: book-incremental
 	$(BIN)/python benchmarks/live_latency.py
 	$(BIN)/python benchmarks/training_throughput.py
 	$(BIN)/python benchmarks/max_of_2_proofs.py
+	$(BIN)/python benchmarks/scale_out.py
 
 clean:
 	rm -rf _build $(VENV) .pytest_cache

@@ -12,6 +12,7 @@ import hashlib
 import json
 import shutil
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,7 +27,9 @@ from toybook.cli import parser
 from toybook.errors import (
     CheckpointError, ConfigError, InvalidTokensError, ToybookError, UnknownModelError, UnknownTaskError,
 )
+from toybook.scale import RayOptions
 from toybook.training import TrainConfig
+from toybook.verify import verify
 from toybook.zoo import SHIPPED_DIR
 
 LIST_UPDATE = toybook.get_task("list_update")
@@ -91,6 +94,26 @@ def checkpoint_named(name):
 
 def block_the_folder(where):
     (where.folder / "a-file").write_text("")
+
+
+def without_ray(action):
+    """``action`` where ``import ray`` fails, as where the extra is not installed."""
+    def run(where):
+        saved = sys.modules.get("ray")
+        sys.modules["ray"] = None
+        try:
+            return action(where)
+        finally:
+            if saved is None:
+                del sys.modules["ray"]
+            else:
+                sys.modules["ray"] = saved
+    return run
+
+
+def a_check_with_shards_of(size):
+    """A finished ``toybook verify max_of_2`` in the row's folder (check.jsonl)."""
+    return lambda where: verify("max_of_2", where.folder / "check.jsonl", shard_size=size, log=lambda line: None)
 
 
 CASES = [
@@ -196,6 +219,19 @@ CASES = [
     Case("reproduce names and --all", command("reproduce", "max_of_2", "--all"), ToybookError, "name the shipped models to reproduce, or use --all (not both)"),
     Case("reproduce into the shipped folder", command("reproduce", "max_of_2", "--out", str(SHIPPED_DIR), "--quiet"), ToybookError, "would overwrite the checkpoint being reproduced"),
     Case("live without a built site", command("live", "--site", "{folder}"), ToybookError, "holds no built site (no index.html)"),
+    # scaling out: sharded checks and Ray
+    Case("verify a task that does not enumerate its inputs", command("verify", "majority", "--results", "{folder}/check.jsonl"), ToybookError, "task 'majority' does not enumerate its inputs"),
+    Case("verify past the last input", command("verify", "max_of_2", "--stop", "5000", "--results", "{folder}/check.jsonl"), ToybookError, "max_of_2: input ranks must satisfy 0 <= start <= stop <= 4,096, got start=0, stop=5,000"),
+    Case("verify a range that ends before it starts", command("verify", "max_of_2", "--start", "10", "--stop", "5", "--results", "{folder}/check.jsonl"), ToybookError, "got start=10, stop=5"),
+    Case("verify from a negative rank", command("verify", "max_of_2", "--start", "-1", "--results", "{folder}/check.jsonl"), ConfigError, "verify.start must be an integer ≥ 0, got -1"),
+    Case("verify with a batch that does not divide the shard", command("verify", "max_of_2", "--shard-size", "1000", "--batch-size", "300", "--results", "{folder}/check.jsonl"), ToybookError, "verify: shard_size (1,000) must be a multiple of batch_size (300), so that no shard cuts a batch"),
+    Case("verify into the results of another check", command("verify", "max_of_2", "--shard-size", "1024", "--results", "{folder}/check.jsonl"), ToybookError, "check.jsonl holds the results of another check (it differs in shard_size, batch_size); give another --results path", prepare=a_check_with_shards_of(2048)),
+    Case("verify into a file that is not a results file", command("verify", "max_of_2", "--results", "{folder}/notes.txt"), ToybookError, "notes.txt is not a toybook verify results file", prepare=lambda w: (w.folder / "notes.txt").write_text("my notes, no newline")),
+    Case("verify a checkpoint of another task", command("verify", "addition", "--checkpoint", "{checkpoint}", "--results", "{folder}/check.jsonl"), ToybookError, "is a 'max_of_2' model, not 'addition'"),
+    Case("--workers without --ray", command("sweep", "max_of_2", "--seeds", "1", "--workers", "2", "--out", "{folder}"), ToybookError, "--workers sizes a local Ray cluster: use it with --ray"),
+    Case("sweep --ray where Ray is not installed", without_ray(command("sweep", "max_of_2", "--seeds", "1", "--ray", "--out", "{folder}")), ToybookError, "--ray needs Ray, which is not installed here: pip install 'toybook[scale]'"),
+    Case("verify --ray where Ray is not installed", without_ray(command("verify", "max_of_2", "--ray", "--results", "{folder}/check.jsonl")), ToybookError, "pip install 'toybook[scale]'"),
+    Case("workers for a cluster at an address", lambda w: RayOptions(address="ray://head:10001", workers=4), ToybookError, "workers sizes a local Ray cluster; a cluster at an address has its own size"),
 ]
 
 

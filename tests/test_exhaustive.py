@@ -40,11 +40,11 @@ def test_enumeration_ranges_are_contiguous_and_checked():
 
 
 def test_tasks_without_enumeration_say_so():
-    addition = toybook.get_task("addition")
-    assert addition.n_inputs is None
-    model = toybook.build_model(toybook.ModelConfig.for_task(addition, n_layers=1, n_heads=1, d_model=8, d_head=8))
-    with pytest.raises(ToybookError, match="does not enumerate its inputs"):
-        evaluate_exhaustively(model, addition, 0, None)
+    majority = toybook.get_task("majority")
+    assert majority.n_inputs is None
+    model = toybook.build_model(toybook.ModelConfig.for_task(majority, n_layers=1, n_heads=1, d_model=8, d_head=8))
+    with pytest.raises(ToybookError, match="does not enumerate its inputs; .* these have one: list_update, addition, max_of_2"):
+        evaluate_exhaustively(model, majority, 0, None)
 
 
 @torch.no_grad()

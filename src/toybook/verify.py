@@ -1,8 +1,8 @@
 """Exhaustive checks split into shards, resumable and mergeable: ``toybook verify NAME``.
 
-A check covers ranks ``start..stop-1`` of a task's enumeration (every input, or a stated
-slice: the adder's 10^10 questions in the fixed order of
-:meth:`~toybook.tasks.addition.task.AdditionTask.inputs`). The range is cut into shards of
+A check covers ranks ``start..stop-1`` of a task's enumeration, :meth:`Task.inputs
+<toybook.tasks.base.Task.inputs>`: every input, or a stated slice (of 10^10 five-digit sums,
+say), in the task's fixed order. The range is cut into shards of
 ``shard_size`` ranks; each shard is one :func:`~toybook.evaluation.evaluate_exhaustively`
 call, run here or as a Ray task (:mod:`toybook.scale`). Every finished shard is appended
 to a results file (JSON lines, the first line says what is checked), so a run that is
@@ -271,7 +271,13 @@ def _check_shard(
         torch.set_num_threads(threads)
     try:
         if model is None and files is None:
-            model = load_shipped(check["model"], device).model
+            loaded = load_shipped(check["model"], device)
+            if loaded.metadata["weights"]["sha256"] != check["weights_sha256"]:
+                raise ToybookError(
+                    f"the toybook on this Ray worker ships other weights for "
+                    f"{check['model']!r} than the driver's; install the same toybook on "
+                    f"every node")
+            model = loaded.model
         elif model is None:
             with tempfile.TemporaryDirectory(prefix="toybook-verify-") as here:
                 path = Path(here) / "model"
