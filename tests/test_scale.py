@@ -235,3 +235,16 @@ def test_a_sweep_on_ray_records_what_a_sequential_sweep_records(tmp_path, local_
             assert here_file.exists() == ray_file.exists()
             if here_file.exists() and here_file.suffix == ".safetensors":
                 assert here_file.read_bytes() == ray_file.read_bytes()
+
+
+def test_a_job_s_named_error_comes_back_as_itself(local_ray):
+    """A ToybookError raised inside a Ray task reaches the caller unwrapped, with its words;
+    a job that works returns its value."""
+    from toybook.errors import ToybookError
+    from toybook.scale import run_jobs
+    from toybook.sweep import parse_seeds
+
+    assert list(run_jobs(parse_seeds, [("1-3",)], local_ray)) == [(0, [1, 2, 3])]
+    with pytest.raises(ToybookError, match="seeds must look like 1-10, 3 or 1,4,7; got 'x'") as error:
+        list(run_jobs(parse_seeds, [("x",)], local_ray))
+    assert type(error.value) is ToybookError
