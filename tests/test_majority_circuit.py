@@ -17,8 +17,10 @@ from toybook.tasks.majority.analysis import (
     majority_accuracy, mlp_readout, neuron_ablation_curve, neuron_ablation_table,
     patch_attention_output, permuted_prefixes, running_histogram, tie_contributions,
     value_neurons, with_uniform_attention, inhibition_asymmetry, inhibition_weights, linear_vote,
-    mirrored_inhibition, mistaken_sequences, with_inhibition_edit,
+    mirrored_inhibition, mistaken_sequences, with_inhibition_edit, neurons_at, positions_by_tie_size,
+    scaled_neuron_answers, tie_size,
 )
+from toybook.evaluation import fresh_inputs
 
 TASK = toybook.get_task("majority")
 
@@ -231,3 +233,54 @@ def test_the_recorded_mistakes_regenerate(model):
     assert bool((TASK.margin(tokens)[rows, positions] <= 1).all())  # every mistake a close call
     wrong_again = model(tokens).argmax(-1)[rows, positions] != TASK.targets(tokens)[rows, positions]
     assert wrong_again.double().mean() > 0.5  # near-ties: another CPU may round a few the other way
+
+
+def test_the_reduced_vote_gives_the_model_s_answer_at_held_out_ties(model):
+    """The chapter's reduced model: three numbers averaged from the inhibition weights of each
+    value's top 10 neurons, all chosen on the chapter's probe; tested on its held-out
+    sequences. The goal, set by the issue before the model was built: 99% of held-out ties.
+    With the asymmetry reversed (the same three numbers, two swapped) it fails."""
+    probe = TASK.generate(1_000, seed=7)
+    groups = value_neurons(model, TASK, probe, k=20)[:, :10]
+    weights = inhibition_weights(model, TASK, probe[:300], groups)
+    below = torch.tril(torch.ones(10, 10, dtype=torch.bool), -1)
+    gain, from_smaller, from_larger = (weights.diagonal().mean().item(), weights[below].mean().item(),
+                                       weights[below.T].mean().item())
+    held = TASK.generate(300, seed=2025)
+    histogram, answers = running_histogram(TASK, held), batched_logits(model, held).argmax(-1)
+    ties = (TASK.margin(held) == 0) & (torch.arange(TASK.n_ctx) >= 16)
+    assert ties.sum() > 5000
+    assert (linear_vote(histogram, gain, from_smaller, from_larger) == answers)[ties].double().mean() >= 0.99
+    assert (linear_vote(histogram, gain, from_larger, from_smaller) == answers)[ties].double().mean() < 0.5
+
+
+def test_tie_sizes_of_a_recorded_measurement_count_every_position():
+    record = {"seed": 77, "n": 45}
+    tokens = fresh_inputs(TASK, 77)(0, 45)
+    expected = torch.bincount(tie_size(TASK.running_counts(tokens)).flatten(), minlength=11)
+    assert positions_by_tie_size(TASK, record, chunk=20).tolist() == expected.tolist()
+    assert int(expected.sum()) == 45 * TASK.n_ctx and tie_size(torch.tensor([[3, 1, 3], [0, 2, 1]])).tolist() == [2, 1]
+
+
+def test_doubling_the_tied_values_neurons_undoes_the_recorded_mistakes(model):
+    """The chapter's intervention at the recorded mistakes, against its baseline: doubling as
+    many random neurons (10 draws). Unscaled (factor 1), the mistakes stay mistakes."""
+    recorded = toybook.load_shipped("majority").metadata["evaluations"]["uniform_100000_seed12345"]
+    tokens, positions = mistaken_sequences(TASK, recorded)
+    rows = torch.arange(len(tokens))
+    groups = value_neurons(model, TASK, TASK.generate(1_000, seed=7), k=20)[:, :10]
+    counts = TASK.running_counts(tokens)[rows, positions]
+    chosen = [groups[tied].flatten() for tied in counts == counts.max(-1, keepdim=True).values]
+    targets = TASK.targets(tokens)[rows, positions]
+    at_mistake = torch.zeros_like(tokens, dtype=torch.bool)
+    at_mistake[rows, positions] = True
+    resid, neurons = neurons_at(model, tokens, at_mistake)
+    fixed = int((scaled_neuron_answers(model, resid, neurons, chosen, 2.0) == targets).sum())
+    draws = torch.Generator().manual_seed(0)
+    random_fixed = [int((scaled_neuron_answers(model, resid, neurons, [
+        torch.randperm(model.cfg.d_mlp, generator=draws)[:len(c)] for c in chosen], 2.0) == targets).sum())
+        for _ in range(10)]
+    assert fixed > max(random_fixed)
+    assert int((scaled_neuron_answers(model, resid, neurons, chosen, 1.0) == targets).sum()) < len(tokens) / 2
+    with torch.no_grad():  # what neurons_at keeps is the model's own forward pass
+        assert torch.equal(logits_from_neurons(model, resid, neurons).argmax(-1), model(tokens).argmax(-1)[rows, positions])
