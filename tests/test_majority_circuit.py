@@ -239,7 +239,9 @@ def test_the_reduced_vote_gives_the_model_s_answer_at_held_out_ties(model):
     """The chapter's reduced model: three numbers averaged from the inhibition weights of each
     value's top 10 neurons, all chosen on the chapter's probe; tested on its held-out
     sequences. The goal, set by the issue before the model was built: 99% of held-out ties.
-    With the asymmetry reversed (the same three numbers, two swapped) it fails."""
+    With the asymmetry reversed (the same three numbers, two swapped) it fails. The three
+    numbers move with the neurons counted as a value's: ranked on the claims' 600 probe
+    sequences instead of these 1,000, the vote agrees at 98.3% of these ties."""
     probe = TASK.generate(1_000, seed=7)
     groups = value_neurons(model, TASK, probe, k=20)[:, :10]
     weights = inhibition_weights(model, TASK, probe[:300], groups)
