@@ -77,6 +77,27 @@ def checkpoint_files(path: str | Path) -> tuple[Path, Path, Path]:
     )
 
 
+def checkpoint_bytes(path: str | Path) -> dict[str, bytes] | None:
+    """The checkpoint ``path``'s files that exist, by suffix (``".json"``, ...), as bytes:
+    what a job on another machine needs to load it. ``None`` where there is none."""
+    path = Path(path)
+    files = {file.name[len(path.name):]: file.read_bytes()
+             for file in checkpoint_files(path) if file.exists()}
+    return files or None
+
+
+def write_checkpoint_bytes(path: str | Path, files: dict[str, bytes]) -> None:
+    """Write the files of :func:`checkpoint_bytes` as checkpoint ``path``, each atomically
+    and the sidecar last: a checkpoint exists once its sidecar does."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in sorted(files, key=lambda suffix: suffix == ".json"):
+        final = path.with_name(path.name + suffix)
+        temporary = _temporary(final)
+        temporary.write_bytes(files[suffix])
+        os.replace(temporary, final)
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

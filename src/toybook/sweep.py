@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from toybook.errors import ToybookError
+from toybook.checkpoint import checkpoint_bytes, write_checkpoint_bytes
 from toybook.scale import RayOptions, require_ray, run_jobs
 
 GENERALISED = 0.99  # eval accuracy that counts as "generalised" (grokked, for max_of_2)
@@ -127,13 +128,13 @@ def sweep(
                 for seed in seeds]
     else:
         require_ray()
-        jobs = [(preset_name, seed, None, _read_files(out_dir / seed_name(preset_name, seed)),
+        jobs = [(preset_name, seed, None, checkpoint_bytes(out_dir / seed_name(preset_name, seed)),
                  recorded, device, threads or ray.cpus, False, None) for seed in seeds]
     done: dict[int, SeedResult] = {}
     for index, (files, row, lines) in run_jobs(_check_seed, jobs, ray):
         seed = seeds[index]
         if files is not None:
-            _write_files(out_dir / seed_name(preset_name, seed), files)
+            write_checkpoint_bytes(out_dir / seed_name(preset_name, seed), files)
         for line in lines:
             log(line)
         done[seed] = SeedResult(**row)
@@ -166,9 +167,9 @@ def _check_seed(
         with tempfile.TemporaryDirectory(prefix="toybook-seed-") as here:
             path = Path(here) / seed_name(preset_name, seed)
             if files:
-                _write_files(path, files)
+                write_checkpoint_bytes(path, files)
             result = _measure_seed(preset_name, seed, Path(here), recorded, device, progress, say)
-            return _read_files(path), asdict(result), lines
+            return checkpoint_bytes(path), asdict(result), lines
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -230,26 +231,6 @@ def _measure_seed(
     log(f"{name}: {sum(c['holds'] for c in claims.values())} of {len(claims)} claims hold; "
         f"generalised at step {result.generalised_step}")
     return result
-
-
-def _read_files(path: Path) -> dict[str, bytes] | None:
-    """The checkpoint ``path``'s files that exist, by suffix; ``None`` where there is none."""
-    from toybook.checkpoint import checkpoint_files
-
-    files = {file.name[len(path.name):]: file.read_bytes()
-             for file in checkpoint_files(path) if file.exists()}
-    return files or None
-
-
-def _write_files(path: Path, files: dict[str, bytes]) -> None:
-    """Write a checkpoint's files (from :func:`_read_files`) atomically, the sidecar last:
-    a checkpoint exists once its sidecar does."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in sorted(files, key=lambda suffix: suffix == ".json"):
-        final = path.with_name(path.name + suffix)
-        temporary = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-        temporary.write_bytes(files[suffix])
-        temporary.replace(final)
 
 
 def recorded_not_shipped() -> list[SeedResult]:

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from toybook.checkpoint import checkpoint_bytes
 from toybook.errors import ToybookError
 from toybook.scale import RayOptions, require_ray, run_jobs
 
@@ -173,11 +174,11 @@ def verify(
         + ("" if ray is None else " on Ray"))
     if ray is not None:
         require_ray()
-        files = None if checkpoint is None else _files_of(loaded.path)
+        files = None if checkpoint is None else checkpoint_bytes(loaded.path.with_suffix(""))
         model: Any = None
     else:
         files, model = None, loaded.model
-    jobs = [(asdict(check), index, span, files, device, threads or (ray and ray.cpus), model)
+    jobs = [(asdict(check), index, span, files, device, threads or (ray.cpus if ray else None), model)
             for index, span in todo]
     started = time.perf_counter()
     with _appender(path, check) as append:
@@ -261,7 +262,7 @@ def _check_shard(
 
     import torch
 
-    from toybook.checkpoint import load_checkpoint
+    from toybook.checkpoint import load_checkpoint, write_checkpoint_bytes
     from toybook.evaluation import evaluate_exhaustively
     from toybook.tasks import get_task
     from toybook.zoo import load_shipped
@@ -280,10 +281,8 @@ def _check_shard(
             model = loaded.model
         elif model is None:
             with tempfile.TemporaryDirectory(prefix="toybook-verify-") as here:
-                path = Path(here) / "model"
-                for suffix, data in files.items():
-                    path.with_name(path.name + suffix).write_bytes(data)
-                model = load_checkpoint(path, device).model
+                write_checkpoint_bytes(Path(here) / "model", files)
+                model = load_checkpoint(Path(here) / "model", device).model
         task = get_task(check["task"], **check["task_params"])
         result = evaluate_exhaustively(
             model, task, *span, batch_size=check["batch_size"], n_hardest=check["n_hardest"],
@@ -316,13 +315,6 @@ class _appender:
 
     def __exit__(self, *exc: Any) -> None:
         self.file.close()
-
-
-def _files_of(path: Path) -> dict[str, bytes]:
-    from toybook.checkpoint import checkpoint_files
-
-    weights, sidecar, _ = checkpoint_files(path)
-    return {".safetensors": weights.read_bytes(), ".json": sidecar.read_bytes()}
 
 
 __all__ = ["Check", "Verification", "merge", "plan", "read_results", "verify"]
