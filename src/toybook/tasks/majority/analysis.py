@@ -335,16 +335,61 @@ def value_neurons(
     groups, divided by its standard deviation overall (a signal-to-noise ratio); no neuron
     is picked by hand.
     """
+    return ranked_neurons(model, tokens, task.targets(tokens), task.d_vocab_out, k, min_position)
+
+
+@torch.no_grad()
+def minority_neurons(
+    model: torch.nn.Module, task: MajorityTask, tokens: Tensor, k: int = 5, min_position: int = 16
+) -> Tensor:
+    """``[V, k]``: for each value v, the k neurons whose activation most separates "v is the
+    least frequent value so far" (the only one with the lowest count) from the rest, ranked
+    as :func:`value_neurons` ranks a value's own neurons."""
+    counts = task.running_counts(tokens)
+    lowest = counts == counts.min(-1, keepdim=True).values
+    labels = torch.where(lowest.sum(-1) == 1, counts.argmin(-1), -1)  # -1: no single one
+    return ranked_neurons(model, tokens, labels, task.d_vocab_out, k, min_position)
+
+
+@torch.no_grad()
+def ranked_neurons(
+    model: torch.nn.Module, tokens: Tensor, labels: Tensor, n_values: int, k: int,
+    min_position: int = 16,
+) -> Tensor:
+    """``[V, k]``: for each value v, the k neurons with the largest signal-to-noise ratio
+    between the positions ≥ ``min_position`` labelled v (``labels [B, T]``; -1 for none)
+    and all the others: the difference of the neuron's two mean activations divided by its
+    standard deviation overall."""
     post = batched_cache(model, tokens, [NEURONS])[NEURONS]
     activations = post[:, min_position:].reshape(-1, post.shape[-1]).double()
     del post
-    majority = task.targets(tokens)[:, min_position:].reshape(-1)
+    labels = labels[:, min_position:].reshape(-1)
     spread = activations.std(0) + 1e-6
-    one_hot = torch.nn.functional.one_hot(majority, task.d_vocab_out).double()  # [R, V]
+    one_hot = torch.nn.functional.one_hot(labels.clamp(min=0), n_values).double()
+    one_hot[labels < 0] = 0
     sums, counts = one_hot.T @ activations, one_hot.sum(0)[:, None]  # per value, no copies
     inside = sums / counts
     outside = (activations.sum(0) - sums) / (len(activations) - counts)
     return ((inside - outside) / spread).topk(k, dim=1).indices
+
+
+def balanced_with_rare(
+    task: MajorityTask, n: int, seed: int, rare_counts: tuple[int, int] = (1, 6),
+) -> tuple[Tensor, Tensor]:
+    """``(tokens [n, T], rare [n])``: sequences in which one value (``rare``, drawn per
+    sequence) appears a number of times drawn from ``rare_counts`` (inclusive) and the nine
+    others share the rest as evenly as counts allow, in a random order. They are not the
+    task's distribution: they are built to hold many-way ties with one rare value, where the
+    recorded mistakes are."""
+    generator = torch.Generator().manual_seed(seed)
+    n_values, length = task.d_vocab_out, task.n_ctx
+    rare = torch.randint(0, n_values, (n,), generator=generator)
+    n_rare = torch.randint(rare_counts[0], rare_counts[1] + 1, (n,), generator=generator)
+    slot = torch.arange(length)[None, :].expand(n, length)
+    others = (rare[:, None] + 1 + slot % (n_values - 1)) % n_values  # the nine, in turn
+    bag = torch.where(slot >= length - n_rare[:, None], rare[:, None], others)
+    order = torch.rand(n, length, generator=generator).argsort(1)
+    return bag.gather(1, order), rare
 
 
 @torch.no_grad()
@@ -489,6 +534,35 @@ def scaled_neuron_answers(
     return logits_from_neurons(model, resid_mid, edited).argmax(-1)
 
 
+@torch.no_grad()
+def mean_activations(model: torch.nn.Module, tokens: Tensor, min_position: int = 16) -> Tensor:
+    """``[N]``: each MLP neuron's mean activation over the positions ≥ ``min_position`` of
+    ``tokens``, batch by batch (the baseline of a mean ablation)."""
+    total, count = None, 0
+    for _, batch, cache in forward_batches(model, tokens, run=lambda batch: model.run_with_cache(
+            batch, names_filter=lambda name: name == NEURONS)[1]):
+        part = cache[NEURONS][:, min_position:].double()
+        total = part.sum((0, 1)) if total is None else total + part.sum((0, 1))
+        count += part.shape[0] * part.shape[1]
+    return (total / count).float()
+
+
+def mean_ablated_answers(
+    model: torch.nn.Module, resid_mid: Tensor, neurons: Tensor, chosen: Tensor, mean: Tensor,
+) -> Tensor:
+    """``[M]``: the answers with the neurons ``chosen [M, k]`` of each row set to their mean
+    activation ``mean [N]`` (over other inputs), from :func:`neurons_at`'s ``resid_mid``
+    and ``neurons``."""
+    edited = neurons.clone().scatter_(1, chosen, mean.to(neurons.dtype)[chosen])
+    return logits_from_neurons(model, resid_mid, edited).argmax(-1)
+
+
+def random_neurons(rows: int, n_neurons: int, k: int, generator: torch.Generator) -> Tensor:
+    """``[rows, k]``: k distinct neurons drawn at random for each row (a baseline of the same
+    size as a chosen set)."""
+    return torch.rand(rows, n_neurons, generator=generator).argsort(1)[:, :k]
+
+
 __all__ = [
     "AblationCurve", "MajorityAccuracy", "batched_logits", "linear_fit_r2", "logit_contributions",
     "logits_from_neurons", "majority_accuracy", "mistaken_sequences", "mlp_readout",
@@ -497,5 +571,6 @@ __all__ = [
     "inhibition_asymmetry", "inhibition_weights", "linear_vote", "mirrored_inhibition",
     "tie_contributions", "value_neurons", "with_inhibition_edit", "with_uniform_attention",
     "boundary_offsets", "rival_boundaries", "neurons_at", "positions_by_tie_size",
-    "scaled_neuron_answers", "tie_size",
+    "scaled_neuron_answers", "tie_size", "balanced_with_rare", "mean_ablated_answers",
+    "minority_neurons", "ranked_neurons", "mean_activations", "random_neurons",
 ]

@@ -100,6 +100,44 @@ def majority_claims() -> tuple[Claim, ...]:
         boundary = boundary_offsets(rival_boundaries(model, heads, pairs, offsets), offsets)[:, 16:]
         return ((boundary > -1) & (boundary < 0)).double().mean().item()
 
+    rare_last: dict = {}  # the last model's mistakes on sequences with a rare value
+
+    def rare_mistakes(model):
+        """``{"named": [M] bool, "fixed": [M] bool, "random": [draws]}`` at the model's
+        mistakes (positions ≥ 16) on :func:`balanced_with_rare` sequences: does the answer
+        name the rare value; does mean-ablating that value's top 5 minority neurons (chosen
+        on probe) correct it; the share corrected by 5 random neurons instead, per draw."""
+        from toybook.tasks.majority.analysis import (
+            balanced_with_rare, mean_activations, mean_ablated_answers, minority_neurons,
+            neurons_at, random_neurons,
+        )
+
+        if rare_last.get("model") is not model:
+            tokens, rare = balanced_with_rare(task, 500, seed=2026)
+            targets = task.targets(tokens)
+            answers = batched_logits(model, tokens).argmax(-1)
+            wrong = (answers != targets) & (torch.arange(task.n_ctx) >= 16)
+            resid, neurons = neurons_at(model, tokens, wrong)
+            rare_at, target_at = rare[:, None].expand_as(tokens)[wrong], targets[wrong]
+            ranking, mean = minority_neurons(model, task, probe, k=5), mean_activations(model, probe)
+            fixed = mean_ablated_answers(model, resid, neurons, ranking[rare_at], mean) == target_at
+            draws = torch.Generator().manual_seed(0)
+            random = torch.tensor([(mean_ablated_answers(
+                model, resid, neurons, random_neurons(len(rare_at), model.cfg.d_mlp, 5, draws), mean)
+                == target_at).double().mean().item() for _ in range(10)])
+            rare_last.update(model=model, result={"named": answers[wrong] == rare_at, "fixed": fixed, "random": random})
+        return rare_last["result"]
+
+    def mistakes_name_rare(model):
+        return rare_mistakes(model)["named"].double().mean().item()
+
+    def rare_neurons_fix(model):
+        return rare_mistakes(model)["fixed"].double().mean().item()
+
+    def rare_neurons_beat_random(model):
+        result = rare_mistakes(model)
+        return result["fixed"].double().mean().item() - result["random"].max().item()
+
     def mlp_share(model):
         from toybook.tasks.majority.analysis import logit_contributions
 
@@ -133,6 +171,16 @@ def majority_claims() -> tuple[Claim, ...]:
         Claim("tie_break_flip", "reversing that asymmetry (an edit of its own size) gives "
               "at least half of the ties to a larger tied value (a coin flip's share)",
               tie_break_flip, 0.5, 1.0, all_seeds=False),
+        Claim("mistakes_name_rare", "on sequences where nine values are balanced and the "
+              "tenth is rare, the model's mistakes name the rare value (share of its mistakes at "
+              "positions ≥ 16; a wrong answer drawn from the nine other values would name it "
+              "1 time in 9); at least half", mistakes_name_rare, 0.5, 1.0),
+        Claim("rare_neurons_fix", "mean-ablating the rare value's top 5 minority neurons (chosen "
+              "on uniform sequences) corrects at least half of those mistakes (share corrected)",
+              rare_neurons_fix, 0.5, 1.0),
+        Claim("rare_neurons_beat_random", "and more of them than 5 random neurons do in each of "
+              "10 draws (share corrected minus the best draw's)", rare_neurons_beat_random,
+              0.0, 1.0),
         Claim("mlp_writes_answer", "the MLP's share of the direct logit attribution "
               "(smallest over positions ≥ 16)", mlp_share, 0.9, float("inf")),
         faithfulness_claim(READING, task),
