@@ -18,8 +18,10 @@ from toybook.tasks.majority.analysis import (
     patch_attention_output, permuted_prefixes, running_histogram, tie_contributions,
     value_neurons, with_uniform_attention, inhibition_asymmetry, inhibition_weights, linear_vote,
     mirrored_inhibition, mistaken_sequences, with_inhibition_edit, neurons_at, positions_by_tie_size,
-    scaled_neuron_answers, tie_size,
+    scaled_neuron_answers, tie_size, balanced_with_rare, mean_ablated_answers, mean_activations,
+    minority_neurons, random_neurons, ranked_neurons, recorded_mistakes, what_answers_name,
 )
+from toybook.claims import claims_for
 from toybook.evaluation import fresh_inputs
 
 TASK = toybook.get_task("majority")
@@ -286,3 +288,93 @@ def test_doubling_the_tied_values_neurons_undoes_the_recorded_mistakes(model):
     assert int((scaled_neuron_answers(model, resid, neurons, chosen, 1.0) == targets).sum()) < len(tokens) / 2
     with torch.no_grad():  # what neurons_at keeps is the model's own forward pass (to float rounding)
         assert torch.allclose(logits_from_neurons(model, resid, neurons), model(tokens)[rows, positions], atol=1e-3)
+
+
+def test_sequences_with_one_rare_value_are_built_as_stated():
+    tokens, rare = balanced_with_rare(TASK, 200, seed=3, rare_counts=(2, 4))
+    counts = TASK.running_counts(tokens)[:, -1]
+    rows = torch.arange(len(tokens))
+    assert tokens.shape == (200, TASK.n_ctx) and set(counts[rows, rare].tolist()) == {2, 3, 4}
+    others = counts.masked_fill(torch.nn.functional.one_hot(rare, 10).bool(), -1)
+    assert ((others.max(-1).values - others.masked_fill(others < 0, 999).min(-1).values) <= 1).all()
+    assert not torch.equal(tokens[:, :64].sort(1).values, tokens[:, 64:].sort(1).values)  # shuffled
+    assert torch.equal(balanced_with_rare(TASK, 200, seed=3, rare_counts=(2, 4))[0], tokens)
+
+
+def test_what_answers_name_by_hand():
+    counts = torch.tensor([[5, 5, 1, 3], [5, 5, 1, 3], [2, 1, 1, 4]])
+    rarest, tied = what_answers_name(counts, torch.tensor([2, 1, 1]))
+    assert rarest.tolist() == [True, False, False]  # row 3: two values share the lowest count
+    assert tied.tolist() == [False, True, False]
+
+
+def test_ranked_neurons_follow_the_labels(model, probe):
+    """A label that is never given ranks nothing above chance; the ranking of the task's own
+    answer is value_neurons'; minority neurons are mostly not value neurons."""
+    labels = TASK.targets(probe)
+    assert torch.equal(ranked_neurons(model, probe, labels, 10, 5), value_neurons(model, TASK, probe, k=5))
+    minority = minority_neurons(model, TASK, probe, k=5)
+    assert len(set(minority.flatten().tolist()) & set(value_neurons(model, TASK, probe, k=5).flatten().tolist())) < 10
+
+
+def test_the_recorded_mistakes_name_the_least_frequent_value_and_its_neurons_undo_them(model, probe):
+    """The chapter's reading of the recorded mistakes: most name the least frequent value;
+    mean-ablating its top 5 minority neurons corrects more of them than 5 random neurons in
+    each of 10 draws, and keeps the held-out many-way ties the model gets right."""
+    recorded = toybook.load_shipped("majority").metadata["evaluations"]["uniform_100000_seed12345"]
+    counts, answers, targets = recorded_mistakes(model, TASK, recorded)
+    assert (answers != targets).sum() >= len(targets) - 2  # another CPU may round a near-tie
+    assert what_answers_name(counts, answers)[0].sum() > len(targets) / 2
+    tokens, positions = mistaken_sequences(TASK, recorded)
+    at = torch.zeros_like(tokens, dtype=torch.bool)
+    at[torch.arange(len(tokens)), positions] = True
+    resid, neurons = neurons_at(model, tokens, at)
+    ranking, mean = minority_neurons(model, TASK, probe, k=5), mean_activations(model, probe)
+    fixed = int((mean_ablated_answers(model, resid, neurons, ranking[counts.argmin(-1)], mean) == targets).sum())
+    draws = torch.Generator().manual_seed(0)
+    random_fixed = [int((mean_ablated_answers(model, resid, neurons, random_neurons(len(resid), 256, 5, draws), mean)
+                         == targets).sum()) for _ in range(10)]
+    assert fixed > len(targets) / 2 and fixed > max(random_fixed)
+    held_out = TASK.generate(300, seed=2025)
+    held_counts = TASK.running_counts(held_out)
+    right = (batched_logits(model, held_out).argmax(-1) == TASK.targets(held_out)) & (tie_size(held_counts) >= 3)
+    resid_ok, neurons_ok = neurons_at(model, held_out, right)
+    kept = mean_ablated_answers(model, resid_ok, neurons_ok, ranking[held_counts[right].argmin(-1)], mean)
+    assert (kept == TASK.targets(held_out)[right]).double().mean() > 0.99
+
+
+def test_mean_ablation_at_chosen_rows_by_hand(model, probe):
+    """Ablating no neuron's worth (each row's chosen neurons set to their own values) changes
+    no answer; setting them to the mean is the hooked forward pass's answer."""
+    tokens = probe[:4]
+    at = torch.zeros_like(tokens, dtype=torch.bool)
+    at[:, 100] = True
+    resid, neurons = neurons_at(model, tokens, at)
+    chosen = torch.tensor([[1, 2], [3, 4], [5, 6], [7, 8]])
+    own = mean_ablated_answers(model, resid, neurons, chosen, neurons[0])
+    mean = mean_activations(model, probe)
+    assert torch.equal(mean_ablated_answers(model, resid, neurons, torch.zeros(4, 0, dtype=torch.long), mean),
+                       logits_from_neurons(model, resid, neurons).argmax(-1))
+    for row in range(4):
+        def hook(post, hook=None, row=row):
+            post = post.clone()
+            post[:, 100, chosen[row]] = mean[chosen[row]]
+            return post
+        with torch.no_grad():
+            hooked = model.run_with_hooks(tokens[row:row + 1], fwd_hooks=[("blocks.0.mlp.hook_post", hook)])
+        assert hooked[0, 100].argmax() == mean_ablated_answers(model, resid, neurons, chosen, mean)[row]
+    assert own.shape == (4,)
+
+
+def test_the_rare_value_claims_fail_on_a_model_that_errs_otherwise():
+    """Soundness: a briefly trained model makes many mistakes on the stress sequences, but
+    they do not mostly name the rare value, and its ranked neurons do not undo them."""
+    from toybook.training import train
+    from toybook.tasks.majority.presets import MAJORITY
+    import dataclasses
+
+    config = dataclasses.replace(MAJORITY.train, steps=60, seed=3, snapshot_every=None)
+    weak = train(MAJORITY.task, MAJORITY.model, config, progress=False).model
+    claims = {c.name: c for c in claims_for("majority")}
+    values = {name: claims[name].measure(weak) for name in ("mistakes_name_rare", "rare_neurons_fix")}
+    assert all(value < claims[name].low for name, value in values.items()), values

@@ -101,6 +101,29 @@ def mistaken_sequences(task: MajorityTask, record: dict[str, Any]) -> tuple[Tens
     return stream[wrong[:, 0]], wrong[:, 1]
 
 
+def what_answers_name(counts: Tensor, answers: Tensor) -> tuple[Tensor, Tensor]:
+    """``(rarest [M], tied [M])``: whether each of ``answers [M]`` names the least frequent
+    value (the only one with the lowest count in ``counts [M, V]``) and whether it names one
+    of the values tied for the lead."""
+    lowest = counts == counts.min(-1, keepdim=True).values
+    tied = counts == counts.max(-1, keepdim=True).values
+    rarest = lowest.gather(-1, answers[:, None])[:, 0] & (lowest.sum(-1) == 1)
+    return rarest, tied.gather(-1, answers[:, None])[:, 0]
+
+
+@torch.no_grad()
+def recorded_mistakes(
+    model: torch.nn.Module, task: MajorityTask, record: dict[str, Any],
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(counts [M, V], answers [M], targets [M])`` at the mistakes a recorded measurement
+    (:func:`majority_accuracy`) lists, with ``model``'s answers there now (another CPU may
+    round a near-tie the other way)."""
+    tokens, positions = mistaken_sequences(task, record)
+    rows = torch.arange(len(tokens))
+    answers = batched_logits(model, tokens)[rows, positions].argmax(-1) if len(tokens) else positions
+    return task.running_counts(tokens)[rows, positions], answers, task.targets(tokens)[rows, positions]
+
+
 def running_histogram(task: MajorityTask, tokens: Tensor) -> Tensor:
     """``[B, T, V]``: the fraction of each value in ``tokens[:, :i+1]`` (counts / (i + 1))."""
     counts = task.running_counts(tokens).double()
@@ -360,16 +383,23 @@ def ranked_neurons(
     between the positions ≥ ``min_position`` labelled v (``labels [B, T]``; -1 for none)
     and all the others: the difference of the neuron's two mean activations divided by its
     standard deviation overall."""
-    post = batched_cache(model, tokens, [NEURONS])[NEURONS]
-    activations = post[:, min_position:].reshape(-1, post.shape[-1]).double()
-    del post
-    labels = labels[:, min_position:].reshape(-1)
-    spread = activations.std(0) + 1e-6
-    one_hot = torch.nn.functional.one_hot(labels.clamp(min=0), n_values).double()
-    one_hot[labels < 0] = 0
-    sums, counts = one_hot.T @ activations, one_hot.sum(0)[:, None]  # per value, no copies
-    inside = sums / counts
-    outside = (activations.sum(0) - sums) / (len(activations) - counts)
+    sums = count = total = squares = None  # accumulated batch by batch: no [B, T, N] cache
+    for start, batch, cache in forward_batches(model, tokens, run=lambda batch: model.run_with_cache(
+            batch, names_filter=lambda name: name == NEURONS)[1]):
+        activations = cache[NEURONS][:, min_position:].reshape(-1, cache[NEURONS].shape[-1]).double()
+        label = labels[start:start + len(batch), min_position:].reshape(-1)
+        one_hot = torch.nn.functional.one_hot(label.clamp(min=0), n_values).double()
+        one_hot[label < 0] = 0
+        parts = (one_hot.T @ activations, one_hot.sum(0)[:, None], activations.sum(0),
+                 activations.pow(2).sum(0))
+        if sums is None:
+            sums, count, total, squares = parts
+        else:
+            sums, count, total, squares = (a + b for a, b in zip((sums, count, total, squares), parts))
+    n = labels[:, min_position:].numel()
+    spread = ((squares - total.pow(2) / n) / (n - 1)).clamp(min=0).sqrt() + 1e-6
+    inside = sums / count
+    outside = (total - sums) / (n - count)
     return ((inside - outside) / spread).topk(k, dim=1).indices
 
 
@@ -573,4 +603,5 @@ __all__ = [
     "boundary_offsets", "rival_boundaries", "neurons_at", "positions_by_tie_size",
     "scaled_neuron_answers", "tie_size", "balanced_with_rare", "mean_ablated_answers",
     "minority_neurons", "ranked_neurons", "mean_activations", "random_neurons",
+    "recorded_mistakes", "what_answers_name",
 ]
