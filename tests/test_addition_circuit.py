@@ -141,3 +141,15 @@ def test_pairs_differ_only_where_intended():
     assert carry.all()
     with pytest.raises(ValueError):
         cascade_pairs(TASK, 1)
+
+
+def test_the_mlp_patching_claims_fail_on_an_untrained_model():
+    """Soundness of the MLP claims: an untrained model's MLP outputs carry no base add and no
+    cascade, so patching them moves no answer to the donor's."""
+    from toybook.claims import claims_for
+
+    untrained = toybook.build_model(toybook.load_shipped("addition").model_config, seed=5)
+    claims = {c.name: c for c in claims_for("addition")}
+    for name in ("mlp0_patch_base_add", "mlp1_cascade"):
+        value = claims[name].measure(untrained)
+        assert not claims[name].low <= value <= claims[name].high, (name, value)

@@ -19,7 +19,7 @@ from toybook.checkpoint import (
 )
 from toybook.errors import CheckpointError, UnknownModelError
 from toybook.training import TrainConfig, train
-from toybook.zoo import SHIPPED_DIR, list_models
+from toybook.zoo import SHIPPED_BUDGET_BYTES, SHIPPED_DIR, list_models
 
 TASK = toybook.get_task("max_of_2")
 CONFIG = toybook.ModelConfig.for_task(TASK, n_layers=1, n_heads=1, d_model=8, d_head=8, normalization_type=None, use_biases=False)
@@ -188,7 +188,7 @@ def test_shipped_checkpoints_verify_and_fit_the_budget():
     for info in infos:
         load_checkpoint(info.path)  # checksum and config verified
     total = sum(path.stat().st_size for path in SHIPPED_DIR.iterdir() if path.is_file())
-    assert total <= 25 * 2**20
+    assert total <= SHIPPED_BUDGET_BYTES
 
 
 def test_shipped_copy_tampering_is_detected(tmp_path):

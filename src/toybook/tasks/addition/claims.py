@@ -8,6 +8,31 @@ from toybook.tasks.addition.presets import ADDITION, ADDITION_1L
 from toybook.tasks.addition.task import AdditionTask
 
 
+def mlp_patching(task: AdditionTask, layer: int, pairs, columns, reduce, n: int, seed: int):
+    """A claim's measure: the patching agreement of MLP ``layer``'s output at the position
+    that predicts each ``A_j`` (``j`` in ``columns``; question pairs from ``pairs``, e.g.
+    :func:`~toybook.tasks.addition.circuit.cascade_pairs`), reduced over the columns."""
+    from toybook.tasks.addition.circuit import Patch, donor_agreement, prediction_position
+
+    def measure(model):
+        return reduce(donor_agreement(model, task, pairs(task, j, n=n, seed=seed + j), [
+            Patch(f"blocks.{layer}.hook_mlp_out", (prediction_position(task, j),))]) for j in columns)
+    return measure
+
+
+def mlp_claims(task: AdditionTask) -> tuple[Claim, ...]:
+    """Where the base add passes: MLP0's output at the digit's position. Made for the
+    shipped models only: the seeds' weights do not ship."""
+    from toybook.tasks.addition.circuit import base_add_pairs
+
+    return (
+        Claim("mlp0_patch_base_add", "patching MLP0's output at A_j's position carries base add "
+              "(smallest agreement over A4..A0)",
+              mlp_patching(task, 0, base_add_pairs, range(task.n_digits), min, n=200, seed=50),
+              0.95, 1.0, all_seeds=False),
+    )
+
+
 def addition_claims() -> tuple[Claim, ...]:
     from toybook.tasks.addition.circuit import (
         Patch, base_add_pairs, carry_pairs, cascade_pairs, donor_agreement, donor_agreements,
@@ -92,6 +117,14 @@ def addition_claims() -> tuple[Claim, ...]:
         faithfulness_claim(READING, task, low=float("-inf"), high=0.95),  # falls short
         faithfulness_claim(WITH_H3, task, low=float("-inf"), high=0.95),  # falls short
         faithfulness_claim(WITH_OPERANDS, task),
+        *mlp_claims(task),
+        Claim("mlp1_cascade", "patching MLP1's output at A_j's position carries the cascaded "
+              "carry (smallest agreement over A2..A4)",
+              mlp_patching(task, 1, cascade_pairs, (2, 3, 4), min, n=400, seed=30), 0.95, 1.0,
+              all_seeds=False),
+        Claim("mlp1_cascade_not_mlp0", "patching MLP0's output there does not (largest agreement)",
+              mlp_patching(task, 0, cascade_pairs, (2, 3, 4), max, n=400, seed=30), 0.0, 0.05,
+              all_seeds=False),
     )
 
 
@@ -115,6 +148,7 @@ def addition_1l_claims() -> tuple[Claim, ...]:
               "depth 2–4 cascade sets)", wrong(["Cascade2", "Cascade3", "Cascade4"]), 1.0),
         faithfulness_claim(READING_1L, task, low=float("-inf"), high=0.95),  # falls short
         faithfulness_claim(WITH_H3_1L, task),
+        *mlp_claims(task),
     )
 
 
