@@ -158,7 +158,7 @@ def majority_claims() -> tuple[Claim, ...]:
               same_histogram_same_token_kept, 0.99, 1.0),
         Claim("value_neurons_matter", "mean-ablating a value's top 5 neurons (chosen on other "
               "inputs) costs accuracy where it leads, more than 5 random neurons do, by at least "
-              "the one-in-ten chance of a value leading (accuracy difference)",
+              "one over the number of values (accuracy difference)",
               value_neurons_matter, 0.1, 1.0),
         Claim("decision_between_counts", "fed synthetic histograms through the attention's "
               "linear map, the MLP switches between two rivals between a one-count deficit and "
