@@ -20,17 +20,15 @@ def mlp_patching(task: AdditionTask, layer: int, pairs, columns, reduce, n: int,
     return measure
 
 
-def mlp_claims(task: AdditionTask) -> tuple[Claim, ...]:
-    """Where the base add passes: MLP0's output at the digit's position. Made for the
-    shipped models only: the seeds' weights do not ship."""
+def mlp0_base_add_claim(task: AdditionTask) -> Claim:
+    """Base add passes through MLP0's output at the digit's position (both models). Made for
+    the shipped models only: the seeds' weights do not ship."""
     from toybook.tasks.addition.circuit import base_add_pairs
 
-    return (
-        Claim("mlp0_patch_base_add", "patching MLP0's output at A_j's position carries base add "
-              "(smallest agreement over A4..A0)",
-              mlp_patching(task, 0, base_add_pairs, range(task.n_digits), min, n=200, seed=50),
-              0.95, 1.0, all_seeds=False),
-    )
+    return Claim("mlp0_patch_base_add", "patching MLP0's output at A_j's position carries base add "
+                 "(smallest agreement over A4..A0)",
+                 mlp_patching(task, 0, base_add_pairs, range(task.n_digits), min, n=200, seed=50),
+                 0.95, 1.0, all_seeds=False)
 
 
 def addition_claims() -> tuple[Claim, ...]:
@@ -117,7 +115,7 @@ def addition_claims() -> tuple[Claim, ...]:
         faithfulness_claim(READING, task, low=float("-inf"), high=0.95),  # falls short
         faithfulness_claim(WITH_H3, task, low=float("-inf"), high=0.95),  # falls short
         faithfulness_claim(WITH_OPERANDS, task),
-        *mlp_claims(task),
+        mlp0_base_add_claim(task),
         Claim("mlp1_cascade", "patching MLP1's output at A_j's position carries the cascaded "
               "carry (smallest agreement over A2..A4)",
               mlp_patching(task, 1, cascade_pairs, (2, 3, 4), min, n=400, seed=30), 0.95, 1.0,
@@ -148,7 +146,7 @@ def addition_1l_claims() -> tuple[Claim, ...]:
               "depth 2–4 cascade sets)", wrong(["Cascade2", "Cascade3", "Cascade4"]), 1.0),
         faithfulness_claim(READING_1L, task, low=float("-inf"), high=0.95),  # falls short
         faithfulness_claim(WITH_H3_1L, task),
-        *mlp_claims(task),
+        mlp0_base_add_claim(task),
     )
 
 

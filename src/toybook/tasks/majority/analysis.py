@@ -593,6 +593,41 @@ def random_neurons(rows: int, n_neurons: int, k: int, generator: torch.Generator
     return torch.rand(rows, n_neurons, generator=generator).argsort(1)[:, :k]
 
 
+@dataclass(frozen=True)
+class RareValueMistakes:
+    """A model's mistakes at positions ≥ 16 of sequences with one rare value
+    (:func:`balanced_with_rare`): where they are (``wrong [B, T]``), whether each names the
+    rare value and whether mean-ablating that value's minority neurons corrects it
+    (``named``, ``fixed`` [M], row-major order), and the share corrected by as many random
+    neurons in each draw (``random [draws]``)."""
+
+    wrong: Tensor
+    named: Tensor
+    fixed: Tensor
+    random: Tensor
+
+
+@torch.no_grad()
+def rare_value_mistakes(
+    model: torch.nn.Module, task: MajorityTask, tokens: Tensor, rare: Tensor, ranking: Tensor,
+    mean: Tensor, draws: int = 10, seed: int = 0, min_position: int = 16,
+) -> RareValueMistakes:
+    """The test of the rare-mistake mechanism on ``tokens`` (whose rare values are ``rare
+    [B]``): ``ranking [V, k]`` are the minority neurons (:func:`minority_neurons`, chosen
+    on other inputs), ``mean [N]`` the activations a mean ablation sets."""
+    targets = task.targets(tokens)
+    answers = batched_logits(model, tokens).argmax(-1)
+    wrong = (answers != targets) & (torch.arange(task.n_ctx) >= min_position)
+    resid, neurons = neurons_at(model, tokens, wrong)
+    rare_at, target_at = rare[:, None].expand_as(tokens)[wrong], targets[wrong]
+    fixed = mean_ablated_answers(model, resid, neurons, ranking[rare_at], mean) == target_at
+    generator = torch.Generator().manual_seed(seed)
+    random = torch.tensor([(mean_ablated_answers(
+        model, resid, neurons, random_neurons(len(rare_at), neurons.shape[-1], ranking.shape[1], generator),
+        mean) == target_at).double().mean().item() for _ in range(draws)])
+    return RareValueMistakes(wrong, answers[wrong] == rare_at, fixed, random)
+
+
 __all__ = [
     "AblationCurve", "MajorityAccuracy", "batched_logits", "linear_fit_r2", "logit_contributions",
     "logits_from_neurons", "majority_accuracy", "mistaken_sequences", "mlp_readout",
@@ -603,5 +638,5 @@ __all__ = [
     "boundary_offsets", "rival_boundaries", "neurons_at", "positions_by_tie_size",
     "scaled_neuron_answers", "tie_size", "balanced_with_rare", "mean_ablated_answers",
     "minority_neurons", "ranked_neurons", "mean_activations", "random_neurons",
-    "recorded_mistakes", "what_answers_name",
+    "recorded_mistakes", "what_answers_name", "RareValueMistakes", "rare_value_mistakes",
 ]

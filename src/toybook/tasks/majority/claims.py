@@ -103,40 +103,28 @@ def majority_claims() -> tuple[Claim, ...]:
     rare_last: dict = {}  # the last model's mistakes on sequences with a rare value
 
     def rare_mistakes(model):
-        """``{"named": [M] bool, "fixed": [M] bool, "random": [draws]}`` at the model's
-        mistakes (positions ≥ 16) on :func:`balanced_with_rare` sequences: does the answer
-        name the rare value; does mean-ablating that value's top 5 minority neurons (chosen
-        on probe) correct it; the share corrected by 5 random neurons instead, per draw."""
+        """:func:`rare_value_mistakes` on 500 sequences with one rare value, the minority
+        neurons ranked on probe (top 5), for the last model asked about."""
         from toybook.tasks.majority.analysis import (
-            balanced_with_rare, mean_activations, mean_ablated_answers, minority_neurons,
-            neurons_at, random_neurons,
+            balanced_with_rare, mean_activations, minority_neurons, rare_value_mistakes,
         )
 
         if rare_last.get("model") is not model:
             tokens, rare = balanced_with_rare(task, 500, seed=2026)
-            targets = task.targets(tokens)
-            answers = batched_logits(model, tokens).argmax(-1)
-            wrong = (answers != targets) & (torch.arange(task.n_ctx) >= 16)
-            resid, neurons = neurons_at(model, tokens, wrong)
-            rare_at, target_at = rare[:, None].expand_as(tokens)[wrong], targets[wrong]
-            ranking, mean = minority_neurons(model, task, probe, k=5), mean_activations(model, probe)
-            fixed = mean_ablated_answers(model, resid, neurons, ranking[rare_at], mean) == target_at
-            draws = torch.Generator().manual_seed(0)
-            random = torch.tensor([(mean_ablated_answers(
-                model, resid, neurons, random_neurons(len(rare_at), model.cfg.d_mlp, 5, draws), mean)
-                == target_at).double().mean().item() for _ in range(10)])
-            rare_last.update(model=model, result={"named": answers[wrong] == rare_at, "fixed": fixed, "random": random})
+            result = rare_value_mistakes(model, task, tokens, rare, minority_neurons(model, task, probe, k=5),
+                                         mean_activations(model, probe))
+            rare_last.update(model=model, result=result)
         return rare_last["result"]
 
     def mistakes_name_rare(model):
-        return rare_mistakes(model)["named"].double().mean().item()
+        return rare_mistakes(model).named.double().mean().item()
 
     def rare_neurons_fix(model):
-        return rare_mistakes(model)["fixed"].double().mean().item()
+        return rare_mistakes(model).fixed.double().mean().item()
 
     def rare_neurons_beat_random(model):
         result = rare_mistakes(model)
-        return result["fixed"].double().mean().item() - result["random"].max().item()
+        return result.fixed.double().mean().item() - result.random.max().item()
 
     def mlp_share(model):
         from toybook.tasks.majority.analysis import logit_contributions
