@@ -4,6 +4,7 @@ fails on cascading carries, as recorded in their checkpoints and re-checked here
 import pytest
 
 import toybook
+from toybook.claims import claims_for
 from toybook.tasks.addition.analysis import addition_accuracy
 
 TASK = toybook.get_task("addition")
@@ -38,3 +39,21 @@ def test_fresh_question_sets(name, perfect):
     else:
         assert cascades > 0
     assert model.cfg.n_layers == (2 if perfect else 1)
+
+
+def test_cascades_fail_can_fail_a_model_that_gets_cascades_right():
+    claim = next(c for c in claims_for("addition_1l") if c.name == "cascades_fail")
+    assert 0.002 < claim.low < 0.005  # the 2-layer record's 0 of 1,200, as a 95% upper bound
+    assert claim.measure(toybook.load_model("addition")) < claim.low
+    assert claim.measure(toybook.load_model("addition_1l")) > 0.1
+
+
+def test_the_matched_one_layer_model_has_the_two_layer_model_s_parameters_and_its_record():
+    from toybook.model import count_parameters
+
+    two, matched = toybook.load_model("addition"), toybook.load_model("addition_1l_matched")
+    assert matched.cfg.n_layers == 1
+    assert abs(count_parameters(matched) / count_parameters(two) - 1) <= 0.10
+    result = recorded("addition_1l_matched")
+    assert result["n_random"] == 1_000_000
+    assert set(result["sets"]) == set(recorded("addition")["sets"])

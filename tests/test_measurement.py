@@ -93,3 +93,16 @@ def test_random_sample_records_its_seed():
 def test_bad_measurements_are_refused(kwargs, words):
     with pytest.raises(ToybookError, match=words):
         measure(toybook.load_model("majority"), toybook.get_task("majority"), **kwargs)
+
+
+def test_wilson_interval_brackets_the_rate_and_is_not_empty_at_zero():
+    from toybook.measurement import wilson_interval
+
+    low, high = wilson_interval(0, 1_200)
+    assert low == 0.0 and 0.002 < high < 3 / 1_200 + 0.001  # near the rule of three
+    low, high = wilson_interval(56, 300)
+    assert low < 56 / 300 < high and 0.14 < low and high < 0.24
+    assert wilson_interval(300, 300)[1] == pytest.approx(1.0)
+    for bad in ((3, 2), (-1, 5), (0, 0), (1.5, 3)):
+        with pytest.raises(ToybookError, match="0 <= n_wrong <= n"):
+            wilson_interval(*bad)

@@ -68,8 +68,9 @@ def test_seeds_too_large_to_ship_are_recorded_with_hash_command_and_claims(prese
         assert result.command.startswith(f"toybook train {preset} --seed {result.seed}")
         assert result.measurement["label"] == "accuracy_1000000_seed12345"
         assert result.measurement["n"] >= 1_000_000
-        # the loss-recovered and MLP claims came after these sweeps, and their weights are not here
-        added_later = {c.name for c in claims_for(preset) if c.name.startswith(("loss_recovered_", "mlp"))}
+        # the loss-recovered, MLP and probe claims came after these sweeps; their weights are not here
+        added_later = {c.name for c in claims_for(preset)
+                       if c.name.startswith(("loss_recovered_", "mlp", "probe_"))}
         assert set(result.claims) == {c.name for c in claims_for(preset)} - added_later
         for claim in set(hold_for_all(preset)) - added_later:
             assert result.claims[claim]["holds"], (result.name, claim, result.claims[claim])

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from itertools import combinations
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from torch import Tensor
 
+from toybook.errors import ToybookError
 from toybook.evaluation import batch_rows, forward_batches, fresh_inputs
 from toybook.tasks.addition.task import AdditionTask
 
@@ -126,3 +127,103 @@ def addition_accuracy(
         )
         sets[name] = [len(tokens), wrong]
     return AdditionAccuracy(n_random, seed, wrong_rows, wrong_per_digit.tolist(), sets)
+
+
+def probe_questions(task: AdditionTask, n: int, seed: int, nine_share: float = 0.3) -> Tensor:
+    """``n`` questions whose columns each sum to 9 with probability about ``nine_share``
+    (``y_j = 9 - x_j``), uniform otherwise: enough sum-9 columns for a probe to see cascades."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 10, (n, task.n_digits), generator=generator)
+    y = torch.randint(0, 10, (n, task.n_digits), generator=generator)
+    force = torch.rand(y.shape, generator=generator) < nine_share
+    return task.encode_digits(x, torch.where(force, 9 - x, y))
+
+
+PROBE_TARGETS = {  # name → (what, classes); at "answer", column j's at the position predicting A_j
+    "sum": ("x_j + y_j", 19),
+    "sum mod 10": ("(x_j + y_j) mod 10, the base add", 10),
+    "carry below": ("column j-1 sums to 10 or more", 2),
+    "nine below": ("column j-1 sums to exactly 9", 2),
+    "carry in": ("a carry reaches column j (cascades included), scored where column j-1 sums to 9", 2),
+    "carry here": ("column j sums to 10 or more", 2),  # at "operand": at y_j's position
+    "nine here": ("column j sums to exactly 9", 2),
+}
+PROBE_PLACES = {  # where → the targets probed there
+    "answer": ("sum", "sum mod 10", "carry below", "nine below", "carry in"),
+    "operand": ("sum", "carry here", "nine here"),
+}
+PROBE_SETTINGS = {"n_train": 4000, "n_test": 2000, "seed": 0}
+PROBE_RECORD = "probes_4000_2000_seed0"  # a sidecar's record of column_probes(**PROBE_SETTINGS)
+
+
+def residual_stages(n_layers: int) -> dict[str, str]:
+    """Stage label → hook of the residual stream before and after each attention and MLP."""
+    stages = {"embeddings": "blocks.0.hook_resid_pre"}
+    for layer in range(n_layers):
+        stages[f"after L{layer} attention"] = f"blocks.{layer}.hook_resid_mid"
+        stages[f"after MLP{layer}"] = f"blocks.{layer}.hook_resid_post"
+    return stages
+
+
+def column_probes(
+    model: torch.nn.Module, task: AdditionTask, n_train: int = 4000, n_test: int = 2000, seed: int = 0,
+    columns: Iterable[int] | None = None, targets: Iterable[str] | None = None,
+    stages: Iterable[str] | None = None, places: Iterable[str] = tuple(PROBE_PLACES),
+) -> list[dict[str, Any]]:
+    """Logistic probes (:func:`~toybook.analysis.probes.probe_accuracy`) of column ``j``'s
+    quantities (:data:`PROBE_TARGETS`) at each residual stage, at two places: the position
+    that predicts ``A_j`` (``"answer"``) and, in layer 0, the position of ``y_j``
+    (``"operand"``). Fitted on ``n_train`` questions of :func:`probe_questions`, scored on
+    ``n_test`` others (``carry in``: on those where column ``j-1`` sums to 9, where it
+    depends on the cascade) against the same probe fitted to shuffled labels. One row per
+    probe; ``columns``, ``targets``, ``stages`` (labels of :func:`residual_stages`) and
+    ``places`` pick a subset, fitted exactly as in the whole table."""
+    from toybook.analysis.probes import probe_accuracy
+    from toybook.evaluation import batched_cache
+    from toybook.tasks.addition.circuit import operand_positions, prediction_position
+
+    all_stages, all_columns = residual_stages(model.cfg.n_layers), range(task.n_digits + 1)
+    for asked, allowed, what in ((stages, all_stages, "stages"), (targets, PROBE_TARGETS, "targets"),
+                                 (columns, all_columns, "columns"), (places, PROBE_PLACES, "places")):
+        if asked is not None and not set(asked) <= set(allowed):
+            raise ToybookError(f"no probe {what} {sorted(set(asked) - set(allowed))}; "
+                               f"they are: {', '.join(map(str, allowed))}")
+    stages = {name: hook for name, hook in all_stages.items() if stages is None or name in set(stages)}
+    wanted_targets = set(PROBE_TARGETS if targets is None else targets)
+    wanted_columns = set(all_columns if columns is None else columns)
+    tokens = probe_questions(task, n_train + n_test, seed)
+    cache = batched_cache(model, tokens, list(stages.values()))
+    x, y = task.operand_digits(tokens)
+    column_sum, labels = x + y, task.subtasks(tokens)
+    rows = []
+    for place in places:
+        for j in sorted(wanted_columns):
+            quantities = {}
+            if j < task.n_digits:
+                quantities["sum"] = column_sum[:, j]
+                quantities["sum mod 10"], quantities["carry here"] = column_sum[:, j] % 10, labels.MC1[:, j]
+                quantities["nine here"] = labels.MS9[:, j]
+            if j > 0:
+                quantities["carry below"], quantities["nine below"] = labels.MC1[:, j - 1], labels.MS9[:, j - 1]
+            if j > 1:
+                quantities["carry in"] = labels.UC1[:, j] if j < task.n_digits else (
+                    labels.MC1[:, j - 1] | (labels.MS9[:, j - 1] & labels.UC1[:, j - 1]))
+            if place == "answer":
+                position, here = prediction_position(task, j), stages
+            elif j < task.n_digits:  # layer 0 only: layer 1 reads what layer 0 left there
+                position = operand_positions(task, j)[1]
+                here = {name: hook for name, hook in stages.items() if name in list(all_stages)[:3]}
+            else:
+                continue
+            for target in PROBE_PLACES[place]:
+                if target not in wanted_targets or target not in quantities:
+                    continue
+                keep = torch.ones(len(tokens), dtype=torch.bool)
+                if target == "carry in":  # fitted on all, scored where it depends on the cascade
+                    keep[n_train:] = labels.MS9[n_train:, j - 1]
+                for stage, hook in here.items():
+                    result = probe_accuracy(cache[hook][keep, position], quantities[target][keep].long(),
+                                            n_train, n_classes=PROBE_TARGETS[target][1], seed=seed + j)
+                    rows.append({"place": place, "column": j, "target": target, "stage": stage,
+                                 **asdict(result)})
+    return rows

@@ -1,4 +1,5 @@
-"""The addition presets: the 2-layer model and the 1-layer comparison model."""
+"""The addition presets: the 2-layer model, the 1-layer comparison model, and a 1-layer
+model with as many parameters as the 2-layer one (twice the heads and twice the MLP)."""
 
 from __future__ import annotations
 
@@ -29,4 +30,12 @@ ADDITION_1L = Preset(
     summary="1L 4H, d_model 256, d_mlp 1024, LN, ReLU; the addition chapter's comparison",
 )
 
-PRESETS = (ADDITION, ADDITION_1L)
+ADDITION_1L_MATCHED = Preset(
+    name="addition_1l_matched",  # one layer as wide as the 2-layer model's two together
+    task=_task,
+    model=dataclasses.replace(ADDITION.model, n_layers=1, n_heads=8, d_mlp=2048),
+    train=ADDITION.train,
+    summary="1L 8H, d_model 256, d_mlp 2048, LN, ReLU; as many parameters as addition's 2L",
+)
+
+PRESETS = (ADDITION, ADDITION_1L, ADDITION_1L_MATCHED)
