@@ -68,14 +68,17 @@ def fresh_inputs(task: Task, seed: int) -> Callable[[int, int], Tensor]:
 
 
 def batched_cache(
-    model: torch.nn.Module, tokens: Tensor, names: list[str], batch_size: int | None = None
+    model: torch.nn.Module, tokens: Tensor, names: list[str], batch_size: int | None = None,
+    positions: list[int] | None = None,
 ) -> dict[str, Tensor]:
-    """``run_with_cache`` in batches, keeping only the hooks ``names``: ``{name: [N, ...]}``.
-    Peak memory is one batch's forward pass plus what is kept."""
+    """``run_with_cache`` in batches, keeping only the hooks ``names``: ``{name: [N, ...]}``,
+    and of each only ``positions`` (dimension 1, in that order) where given. Peak memory is
+    one batch's forward pass plus what is kept."""
     wanted = set(names)
 
     def cached(batch: Tensor) -> Any:
-        return model.run_with_cache(batch, names_filter=lambda name: name in wanted)[1]
+        cache = model.run_with_cache(batch, names_filter=lambda name: name in wanted)[1]
+        return cache if positions is None else {name: cache[name][:, positions] for name in names}
 
     parts: dict[str, list[Tensor]] = {name: [] for name in names}
     for _, _, cache in forward_batches(model, tokens, batch_size=batch_size, run=cached):

@@ -24,7 +24,7 @@ class ProbeResult:
     most common held-out label (what always answering it scores)."""
 
     accuracy: float
-    shuffled: float
+    shuffled: float | None  # None where the baseline was not fitted
     majority: float
     n_train: int
     n_test: int
@@ -58,9 +58,10 @@ def predict_probe(probe: tuple[Tensor, Tensor, Tensor, Tensor], features: Tensor
 
 
 def probe_accuracy(features: Tensor, labels: Tensor, n_train: int, n_classes: int | None = None,
-                   seed: int = 0) -> ProbeResult:
+                   seed: int = 0, shuffled_baseline: bool = True) -> ProbeResult:
     """Fit on the first ``n_train`` rows of ``features [N, d]``, score on the rest; the baseline
-    is the same probe fitted to a seeded shuffle of the training labels."""
+    is the same probe fitted to a seeded shuffle of the training labels (skipped, and
+    ``None``, with ``shuffled_baseline=False``)."""
     if features.ndim != 2 or labels.shape != features.shape[:1]:
         raise ToybookError(f"a probe needs features [N, d] and labels [N]; got "
                            f"{tuple(features.shape)} and {tuple(labels.shape)}")
@@ -78,7 +79,7 @@ def probe_accuracy(features: Tensor, labels: Tensor, n_train: int, n_classes: in
         probe = fit_probe(features[train], train_labels, n_classes)
         return (predict_probe(probe, features[test]) == held_out).double().mean().item()
 
-    return ProbeResult(score(labels[train]), score(shuffled),
+    return ProbeResult(score(labels[train]), score(shuffled) if shuffled_baseline else None,
                        held_out.bincount(minlength=n_classes).max().item() / len(held_out),
                        n_train, len(held_out))
 

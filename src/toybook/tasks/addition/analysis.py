@@ -169,6 +169,7 @@ def column_probes(
     model: torch.nn.Module, task: AdditionTask, n_train: int = 4000, n_test: int = 2000, seed: int = 0,
     columns: Iterable[int] | None = None, targets: Iterable[str] | None = None,
     stages: Iterable[str] | None = None, places: Iterable[str] = tuple(PROBE_PLACES),
+    baseline: bool = True,
 ) -> list[dict[str, Any]]:
     """Logistic probes (:func:`~toybook.analysis.probes.probe_accuracy`) of column ``j``'s
     quantities (:data:`PROBE_TARGETS`) at each residual stage, at two places: the position
@@ -177,7 +178,8 @@ def column_probes(
     ``n_test`` others (``carry in``: on those where column ``j-1`` sums to 9, where it
     depends on the cascade) against the same probe fitted to shuffled labels. One row per
     probe; ``columns``, ``targets``, ``stages`` (labels of :func:`residual_stages`) and
-    ``places`` pick a subset, fitted exactly as in the whole table."""
+    ``places`` pick a subset, fitted exactly as in the whole table; ``baseline=False`` skips
+    the shuffled-label fits (a claim needs only the accuracy)."""
     from toybook.analysis.probes import probe_accuracy
     from toybook.evaluation import batched_cache
     from toybook.tasks.addition.circuit import operand_positions, prediction_position
@@ -191,8 +193,13 @@ def column_probes(
     stages = {name: hook for name, hook in all_stages.items() if stages is None or name in set(stages)}
     wanted_targets = set(PROBE_TARGETS if targets is None else targets)
     wanted_columns = set(all_columns if columns is None else columns)
+    def position(place, j):
+        return prediction_position(task, j) if place == "answer" else operand_positions(task, j)[1]
+
+    kept = sorted({position(place, j) for place in places for j in wanted_columns
+                   if place == "answer" or j < task.n_digits})
     tokens = probe_questions(task, n_train + n_test, seed)
-    cache = batched_cache(model, tokens, list(stages.values()))
+    cache = batched_cache(model, tokens, list(stages.values()), positions=kept)  # [N, len(kept), d]
     x, y = task.operand_digits(tokens)
     column_sum, labels = x + y, task.subtasks(tokens)
     rows = []
@@ -209,12 +216,12 @@ def column_probes(
                 quantities["carry in"] = labels.UC1[:, j] if j < task.n_digits else (
                     labels.MC1[:, j - 1] | (labels.MS9[:, j - 1] & labels.UC1[:, j - 1]))
             if place == "answer":
-                position, here = prediction_position(task, j), stages
+                here = stages
             elif j < task.n_digits:  # layer 0 only: layer 1 reads what layer 0 left there
-                position = operand_positions(task, j)[1]
                 here = {name: hook for name, hook in stages.items() if name in list(all_stages)[:3]}
             else:
                 continue
+            at = kept.index(position(place, j))
             for target in PROBE_PLACES[place]:
                 if target not in wanted_targets or target not in quantities:
                     continue
@@ -222,8 +229,9 @@ def column_probes(
                 if target == "carry in":  # fitted on all, scored where it depends on the cascade
                     keep[n_train:] = labels.MS9[n_train:, j - 1]
                 for stage, hook in here.items():
-                    result = probe_accuracy(cache[hook][keep, position], quantities[target][keep].long(),
-                                            n_train, n_classes=PROBE_TARGETS[target][1], seed=seed + j)
+                    result = probe_accuracy(cache[hook][keep, at], quantities[target][keep].long(), n_train,
+                                            n_classes=PROBE_TARGETS[target][1], seed=seed + j,
+                                            shuffled_baseline=baseline)
                     rows.append({"place": place, "column": j, "target": target, "stage": stage,
                                  **asdict(result)})
     return rows

@@ -77,17 +77,16 @@ def position_ablation_losses(
 
 @torch.no_grad()
 def mlp_ablation_wrong(
-    model: torch.nn.Module, task: AdditionTask, tokens: Tensor, reference: Tensor, layer: int,
+    model: torch.nn.Module, task: AdditionTask, tokens: Tensor, mean: Tensor, layer: int,
     positions: Sequence[int],
-) -> float:
-    """The share of ``tokens`` answered wrong (any digit) when MLP ``layer``'s output at
-    ``positions`` is replaced by its mean over ``reference``, position by position."""
+) -> Tensor:
+    """``[B, A]`` bool: the answer digits of ``tokens`` that are wrong when MLP ``layer``'s
+    output at ``positions`` is replaced by ``mean [T, d_model]``, its mean over reference
+    questions (``mean_activation(model, reference, f"blocks.{layer}.hook_mlp_out")[0]``)."""
     name = f"blocks.{layer}.hook_mlp_out"
     positions = torch.as_tensor(list(positions), dtype=torch.long)
-    mean = mean_activation(model, reference, name)[0]  # [T, d_model]
     hook = overwrite_hook((slice(None), positions), mean[positions])
-    logits = model.run_with_hooks(tokens, fwd_hooks=[(name, hook)])
-    return (~task.correct(logits, tokens)).any(1).double().mean().item()
+    return ~task.correct(model.run_with_hooks(tokens, fwd_hooks=[(name, hook)]), tokens)
 
 
 @torch.no_grad()
