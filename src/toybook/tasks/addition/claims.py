@@ -215,9 +215,14 @@ def one_layer_claims(task: AdditionTask) -> tuple[Claim, ...]:
 
 
 def addition_1l_matched_claims() -> tuple[Claim, ...]:
-    """The parameter-matched 1-layer model's claims: the 1-layer claims (its heads differ from
-    the 4-head models', so the head readings of the faithfulness claims do not apply)."""
-    return one_layer_claims(AdditionTask())
+    """The parameter-matched 1-layer model's claims: the 1-layer claims, and that what its
+    answers use is computed at the prediction positions (its heads differ from the 4-head
+    models', so their head readings do not apply)."""
+    from toybook.analysis.faithfulness import faithfulness_claim
+    from toybook.tasks.addition.hypotheses import AT_ANSWERS_MATCHED
+
+    task = AdditionTask()
+    return (*one_layer_claims(task), faithfulness_claim(AT_ANSWERS_MATCHED, task))
 
 
 CLAIMS = {ADDITION.name: addition_claims, ADDITION_1L.name: addition_1l_claims,

@@ -5,15 +5,15 @@ chapter does not read, are kept whole where answers are predicted."""
 from __future__ import annotations
 
 from toybook.analysis.faithfulness import Hypothesis, head, mlp
-from toybook.tasks.addition.presets import ADDITION, ADDITION_1L
+from toybook.tasks.addition.presets import ADDITION, ADDITION_1L, ADDITION_1L_MATCHED
 
 N_CTX, PREDICTIONS, OPERANDS = 18, range(11, 17), range(0, 11)  # A5..A0 predicted at 11..16
 A5 = 11  # where the final carry is predicted: the chapter reads L0H2 and L0H3 there
 N_INPUTS = 200  # 1,200 answer digits; a 1,000-input measurement takes ~20 s on 2 cores
 
 
-def _universe(n_layers):
-    return (*(head(layer, p, h) for layer in range(n_layers) for h in range(4) for p in range(N_CTX)),
+def _universe(n_layers, n_heads=4):
+    return (*(head(layer, p, h) for layer in range(n_layers) for h in range(n_heads) for p in range(N_CTX)),
             *(mlp(layer, p) for layer in range(n_layers) for p in range(N_CTX)))
 
 
@@ -55,5 +55,16 @@ WITH_H3_1L = Hypothesis(
     circuit=_at_predictions(1, (0, 1, 2, 3)), universe=_universe(1), n_inputs=N_INPUTS,
 )
 
+MATCHED_HEADS = ADDITION_1L_MATCHED.model.n_heads
+AT_ANSWERS_MATCHED = Hypothesis(
+    "at_answers", "all heads and the MLP at the prediction positions: in one layer, "
+    "what the answers use is computed where they are predicted (the probes find the cascade "
+    "there, after attention)",
+    circuit=(*(head(0, p, h) for p in PREDICTIONS for h in range(MATCHED_HEADS)),
+             *(mlp(0, p) for p in PREDICTIONS)),
+    universe=_universe(1, MATCHED_HEADS), n_inputs=N_INPUTS,
+)
+
 HYPOTHESES = {ADDITION.name: (READING, WITH_H3, WITH_OPERANDS),
-              ADDITION_1L.name: (READING_1L, WITH_H3_1L)}
+              ADDITION_1L.name: (READING_1L, WITH_H3_1L),
+              ADDITION_1L_MATCHED.name: (AT_ANSWERS_MATCHED,)}
