@@ -199,7 +199,8 @@ def column_probes(
     kept = sorted({position(place, j) for place in places for j in wanted_columns
                    if place == "answer" or j < task.n_digits})
     tokens = probe_questions(task, n_train + n_test, seed)
-    cache = batched_cache(model, tokens, list(stages.values()), positions=kept)  # [N, len(kept), d]
+    cache = batched_cache(model, tokens, list(stages.values()), batch_size=500,  # a Binder kernel's memory
+                          positions=kept)  # [N, len(kept), d]
     x, y = task.operand_digits(tokens)
     column_sum, labels = x + y, task.subtasks(tokens)
     rows = []
