@@ -3,9 +3,9 @@ probe was not fitted on, better than the same probe fitted to shuffled labels?
 
 A probe is multinomial logistic regression on standardised features (float64, L-BFGS, a
 small L2 penalty: at 1e-3 a probe could not read x + y from one-hot digits, where it is
-exactly linear; at 1e-5 it reads 98% of held-out sums). Least-squares probes read too much into a residual stream with few
-directions in use (they found sums in the token embeddings); a classifier scored on
-held-out inputs against its shuffled-label twin does not.
+exactly linear; at 1e-5 it reads 98% of held-out sums). Least-squares probes read too much
+into a residual stream with few directions in use (they found sums in the token
+embeddings); a classifier scored on held-out inputs against its shuffled-label twin does not.
 """
 
 from __future__ import annotations

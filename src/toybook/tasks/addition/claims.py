@@ -41,8 +41,8 @@ def probe_claim(task: AdditionTask, name: str, text: str, target: str, stage: st
     from toybook.tasks.addition.analysis import column_probes
 
     def measure(model):
-        rows = column_probes(model, task, n_train=2000, n_test=1000, seed=1, columns=columns, targets=[target],
-                             stages=[stage], places=["answer"], baseline=False)
+        rows = column_probes(model, task, n_train=2000, n_test=1000, seed=1, columns=columns,
+                             targets=[target], stages=[stage], places=["answer"], baseline=False)
         return reduce(row["accuracy"] for row in rows)
     return Claim(name, text, measure, low, high, all_seeds=False)
 
