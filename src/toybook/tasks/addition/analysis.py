@@ -129,7 +129,10 @@ def addition_accuracy(
     return AdditionAccuracy(n_random, seed, wrong_rows, wrong_per_digit.tolist(), sets)
 
 
-def probe_questions(task: AdditionTask, n: int, seed: int, nine_share: float = 0.3) -> Tensor:
+PROBE_NINE_SHARE = 0.3  # the probes' questions: the chance that a column is a sum-9 pair
+
+
+def probe_questions(task: AdditionTask, n: int, seed: int, nine_share: float = PROBE_NINE_SHARE) -> Tensor:
     """``n`` questions whose columns each sum to 9 with probability about ``nine_share``
     (``y_j = 9 - x_j``), uniform otherwise: enough sum-9 columns for a probe to see cascades."""
     generator = torch.Generator().manual_seed(seed)
