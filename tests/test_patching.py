@@ -140,3 +140,15 @@ def test_frozen_activations_keep_their_own_values(addition_model):
                          frozen=["blocks.0.hook_attn_out"])
     with pytest.raises(ToybookError, match="give receivers too"):
         run_with_patches(addition_model, tokens, senders, source=source, frozen=["blocks.0.hook_mlp_out"])
+
+
+def test_resampling_takes_every_row_from_another_row(addition_model):
+    from toybook.analysis.ablation import resample_order, resampled_activation
+
+    order = resample_order(50, seed=3)
+    assert sorted(order.tolist()) == list(range(50)) and not (order == torch.arange(50)).any()
+    assert torch.equal(order, resample_order(50, seed=3))
+    tokens = toybook.get_task("addition").generate(50, seed=1)
+    _, cache = addition_model.run_with_cache(tokens, names_filter="blocks.0.hook_attn_out")
+    resampled = resampled_activation(addition_model, tokens, "blocks.0.hook_attn_out", seed=3)
+    assert torch.allclose(resampled, cache["blocks.0.hook_attn_out"][order], atol=1e-6)

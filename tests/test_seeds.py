@@ -13,7 +13,7 @@ from toybook.claims import check_claims, claims_for
 from toybook.errors import ToybookError
 from toybook.measurement import describe_record
 from toybook.sweep import parse_seeds, read_sweep, recorded_not_shipped, sweep
-from toybook.zoo import SHIPPED_DIR, list_models, shipped_names
+from toybook.zoo import SHIPPED_BUDGET_BYTES, SHIPPED_DIR, list_models, shipped_names
 
 SEED_MODELS = [name for name in shipped_names() if re.search(r"_s\d+$", name)]
 # the minimum number of seeds per preset, beside the shipped model
@@ -36,7 +36,7 @@ def test_seed_models_ship_and_are_listed():
             assert len([n for n in SEED_MODELS if preset_of(n) == preset]) >= count, preset
     listed = {info.name for info in list_models()}
     assert set(SEED_MODELS) <= listed
-    assert sum(f.stat().st_size for f in SHIPPED_DIR.rglob("*") if f.is_file()) <= 30 * 2**20
+    assert sum(f.stat().st_size for f in SHIPPED_DIR.rglob("*") if f.is_file()) <= SHIPPED_BUDGET_BYTES
 
 
 @pytest.mark.parametrize("name", SEED_MODELS)

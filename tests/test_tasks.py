@@ -110,6 +110,24 @@ def test_list_update_against_python_lists():
     assert len(set(tokens[:, 5].tolist())) == 3 and len(set(tokens[:, 6].tolist())) > 40
 
 
+def test_list_update_per_batch_training_data():
+    """The reference's generator: one idx and one elt per training batch; evaluation inputs
+    stay per row, and the choice is recorded with the task."""
+    task = toybook.get_task("list_update", idx_elt_per_batch=True)
+    generator = torch.Generator().manual_seed(0)
+    batches = [task.train_batch(64, generator) for _ in range(30)]
+    for batch in batches:
+        assert len(set(batch[:, 5].tolist())) == 1 and len(set(batch[:, 6].tolist())) == 1
+        assert torch.equal(task.targets(batch), batch[:, 8:])
+        assert len(set(batch[:, 1].tolist())) > 20  # the lists still vary per row
+    assert {b[0, 5].item() for b in batches} == {0, 1, 2}
+    assert len(set(task.generate(500, seed=2)[:, 5].tolist())) == 3
+    assert torch.equal(task.generate(100, seed=3), toybook.get_task("list_update").generate(100, seed=3))
+    assert task.params() == {"idx_elt_per_batch": True}
+    with pytest.raises(ToybookError, match="idx_elt_per_batch must be True or False"):
+        toybook.get_task("list_update", idx_elt_per_batch="yes")
+
+
 def test_max_of_2_sets():
     task = toybook.get_task("max_of_2")
     everything = task.all_inputs()

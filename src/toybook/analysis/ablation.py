@@ -1,8 +1,12 @@
-"""Ablations: replace an activation by zero or by its mean, and see what breaks.
+"""Ablations: replace an activation by zero, by its mean or by its value on other inputs
+(resampling), and see what breaks.
 
 An ablation is a ``{hook_name: replacement}`` mapping, where the replacement is the string
-``"zero"`` or a tensor broadcast against the activation (typically a mean from
-:func:`mean_activation`). Hook names are TransformerLens names such as
+``"zero"`` or a tensor broadcast against the activation (a mean from
+:func:`mean_activation`, or another input's activation from :func:`resampled_activation`).
+Zeroing gives later layers an input they never saw in training; a mean keeps the
+activation's typical size but removes what varies with the input; resampling puts in a
+real activation of another input, so what follows acts on that input's information. Hook names are TransformerLens names such as
 ``"blocks.0.hook_attn_out"``, ``"blocks.1.attn.hook_z"`` or ``"hook_pos_embed"``.
 
 Shapes: B batch, T ``n_ctx``, D the activation's trailing dimensions.
@@ -38,6 +42,31 @@ def mean_activation(
                            f"{activation.ndim} dimensions {list(activation.shape)}; dims=(0,) "
                            "averages over the batch, (0, 1) also over positions")
     return activation.float().mean(dim=tuple(dims), keepdim=True)
+
+
+@torch.no_grad()
+def resampled_activation(
+    model: torch.nn.Module, tokens: Tensor, hook_name: str, seed: int = 0
+) -> Tensor:
+    """The activation ``hook_name`` ``[B, T, ...]`` of the rows of ``tokens`` taken in a
+    seeded random order: row ``i`` gets another row's value (a resample ablation; no row
+    keeps its own, as the order is one random cycle through all rows)."""
+    require_hooks(model, [hook_name])
+    order = resample_order(len(tokens), seed)
+    _, cache = model.run_with_cache(tokens[order.to(tokens.device)],
+                                    names_filter=lambda name: name == hook_name)
+    return cache[hook_name]
+
+
+def resample_order(n: int, seed: int = 0) -> Tensor:
+    """``[n]``: the row each of ``n`` rows takes its resampled activation from (row ``i``
+    from ``order[i]``): one seeded random cycle through all rows, so no row gets its own."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ToybookError(f"resampling needs at least 2 inputs to take activations from, got {n!r}")
+    cycle = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    order = torch.empty_like(cycle)
+    order[cycle] = cycle.roll(-1)
+    return order
 
 
 def require_hooks(model: torch.nn.Module, names: Sequence[str]) -> None:

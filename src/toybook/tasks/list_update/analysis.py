@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from toybook.analysis.ablation import mean_activation, run_with_ablations
+from toybook.analysis.ablation import (
+    mean_activation, overwrite_hook, resample_order, resampled_activation, run_with_ablations,
+)
 from toybook.tasks.list_update.task import LIST_LEN, N_VALUES, ListUpdateTask
 
 IDX_POS, ELT_POS, NL_POS = 5, 6, 7
@@ -145,6 +147,117 @@ def ablation_effects(
             logits = run_with_ablations(model, tokens, {hook_name: replacement})
             effects[f"{label}, {how}-ablated"] = updated_and_kept_accuracy(task, logits, tokens)
     return effects
+
+
+LIST_POS = (1, 2, 3)  # a0, a1, a2
+LAYER_ABLATIONS = ("zero", "mean", "resample")
+
+
+@torch.no_grad()
+def layer_ablations(
+    model: torch.nn.Module, task: ListUpdateTask, tokens: Tensor, seed: int = 0
+) -> dict[str, Tensor]:
+    """``{"L{layer} {how}": [2, 3]}``: updated/kept accuracy per answer (as in
+    :func:`updated_and_kept_accuracy`) with one layer's head output zero-, mean- or
+    resample-ablated (:data:`LAYER_ABLATIONS`) at every position. Means are per position
+    over ``tokens``; resampled outputs come from the other rows of ``tokens``
+    (:func:`~toybook.analysis.ablation.resampled_activation`, ``seed``)."""
+    effects = {}
+    for layer in range(2):
+        hook = f"blocks.{layer}.hook_attn_out"
+        replacements = {"zero": "zero", "mean": mean_activation(model, tokens, hook),
+                        "resample": resampled_activation(model, tokens, hook, seed)}
+        for how in LAYER_ABLATIONS:
+            logits = run_with_ablations(model, tokens, {hook: replacements[how]})
+            effects[f"L{layer} {how}"] = updated_and_kept_accuracy(task, logits, tokens)
+    return effects
+
+
+@dataclass(frozen=True)
+class DefaultRoute:
+    """What each layer does when the other one is taken away (shapes ``[3]`` per answer
+    b0..b2, ``[2, 3]`` updated/kept accuracy):
+
+    - ``l1_on_list``: layer 1's attention from ``b_k``'s query onto ``a_k`` with layer 0
+      mean-ablated: where layer 1 reads by default, without layer 0's information;
+    - ``l1_on_elt``: the same onto ``elt``;
+    - ``says_elt``, ``says_list``: the share of answers that are ``elt``, or ``a_k``,
+      whatever ``idx``, with layer 1 zero-ablated: what layer 0 alone writes at the queries;
+    - ``l0_on_elt``, ``l0_on_list``: layer 0's attention from each query onto ``elt``, or
+      ``a_k`` (unablated);
+    - ``resampled_list``: accuracy with layer 0's output resampled at the list positions
+      a0..a2 only (what layer 1 copies along with the token);
+    - ``donor_value``: there, the share of kept answers that are the *donor's* ``a_k`` (the
+      input the resampled output came from): V-composition, layer 1 copying layer 0's
+      output at ``a_k``; copying the token alone would give 1/50;
+    - ``resampled_rest``: accuracy with layer 0's output resampled at every other position
+      (where ``idx`` and ``elt`` are read);
+    - ``follows_donor_idx``: there, the share of kept answers that are right exactly when
+      the donor's ``idx`` is not ``k``: layer 1's choice following the ``idx`` that layer 0
+      reports (Q/K-composition);
+    - ``independent_agreement``: that share if being right had nothing to do with the
+      donor's ``idx`` (``p q + (1 - p)(1 - q)`` from the two rates), the baseline.
+    """
+
+    l1_on_list: Tensor
+    l1_on_elt: Tensor
+    says_elt: Tensor
+    says_list: Tensor
+    l0_on_elt: Tensor
+    l0_on_list: Tensor
+    resampled_list: Tensor
+    donor_value: Tensor
+    resampled_rest: Tensor
+    follows_donor_idx: Tensor
+    independent_agreement: Tensor
+
+
+@torch.no_grad()
+def default_route(
+    model: torch.nn.Module, task: ListUpdateTask, tokens: Tensor, seed: int = 0
+) -> DefaultRoute:
+    """The measurements of :class:`DefaultRoute` on ``tokens`` (resampling with ``seed``)."""
+    hook0, pattern1 = "blocks.0.hook_attn_out", "blocks.1.attn.hook_pattern"
+    mean0 = mean_activation(model, tokens, hook0)
+    with model.hooks(fwd_hooks=[(hook0, lambda activation, hook: mean0.expand_as(activation))]):
+        _, cache = model.run_with_cache(tokens, names_filter=pattern1)
+    l1 = cache[pattern1][:, 0]
+    queries = torch.tensor(QUERY_POS)
+    logits = run_with_ablations(model, tokens, {"blocks.1.hook_attn_out": "zero"})
+    alone = logits[:, queries].argmax(-1)
+    says_elt = (alone == tokens[:, ELT_POS, None]).double().mean(0)
+    says_list = (alone == tokens[:, 1:1 + LIST_LEN]).double().mean(0)
+    _, cache = model.run_with_cache(tokens, names_filter="blocks.0.attn.hook_pattern")
+    l0 = cache["blocks.0.attn.hook_pattern"][:, 0]
+    resampled = resampled_activation(model, tokens, hook0, seed)
+    donor = tokens[resample_order(len(tokens), seed).to(tokens.device)]
+    kept = tokens[:, IDX_POS, None] != torch.arange(LIST_LEN)  # [B, 3]
+
+    def resampled_at(positions) -> Tensor:
+        where = (slice(None), torch.tensor(positions))
+        return model.run_with_hooks(tokens, fwd_hooks=[(hook0, overwrite_hook(where, resampled[where]))])
+
+    def over_kept(values: Tensor) -> Tensor:  # [B, 3] -> [3], mean over each answer's kept rows
+        return torch.stack([values[kept[:, k], k].double().mean() for k in range(LIST_LEN)])
+
+    list_logits = resampled_at(list(LIST_POS))
+    rest_logits = resampled_at([p for p in range(tokens.shape[1]) if p not in LIST_POS])
+    donor_allows = donor[:, IDX_POS, None] != torch.arange(LIST_LEN)  # kept in the donor too
+    right = task.correct(rest_logits, tokens)
+    p, q = over_kept(right), over_kept(donor_allows)
+    return DefaultRoute(
+        l1_on_list=torch.stack([l1[:, q, 1 + k].mean() for k, q in enumerate(QUERY_POS)]),
+        l1_on_elt=l1[:, queries, ELT_POS].mean(0),
+        says_elt=says_elt,
+        says_list=says_list,
+        l0_on_elt=l0[:, queries, ELT_POS].mean(0),
+        l0_on_list=torch.stack([l0[:, q, 1 + k].mean() for k, q in enumerate(QUERY_POS)]),
+        resampled_list=updated_and_kept_accuracy(task, list_logits, tokens),
+        donor_value=over_kept(list_logits[:, torch.tensor(QUERY_POS)].argmax(-1) == donor[:, 1:1 + LIST_LEN]),
+        resampled_rest=updated_and_kept_accuracy(task, rest_logits, tokens),
+        follows_donor_idx=over_kept(right == donor_allows),
+        independent_agreement=p * q + (1 - p) * (1 - q),
+    )
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ import dataclasses
 import torch
 
 from toybook.claims import Claim, accuracy
-from toybook.tasks.list_update.presets import LIST_UPDATE, LIST_UPDATE_SHORTFORMER
+from toybook.tasks.list_update.presets import (
+    LIST_UPDATE, LIST_UPDATE_SHORTFORMER, LIST_UPDATE_SHORTFORMER_BATCHWISE,
+)
 from toybook.tasks.list_update.task import ListUpdateTask
 
 
@@ -16,7 +18,7 @@ def list_update_claims() -> tuple[Claim, ...]:
     from toybook.analysis.attribution import answer_logit_attribution
     from toybook.analysis.interventions import run_with_hard_attention
     from toybook.tasks.list_update.analysis import (
-        QUERY_POS, ablation_effects, hypothesised_sources, own_sources,
+        QUERY_POS, ablation_effects, default_route, hypothesised_sources, own_sources,
     )
 
     from toybook.analysis.faithfulness import faithfulness_claim
@@ -50,6 +52,16 @@ def list_update_claims() -> tuple[Claim, ...]:
             return getattr(effect, reduce)().item()
         return measure
 
+    route_inputs = task.generate(2000, seed=7)  # not the inputs the measures were tried on
+    last = {}
+
+    def route(field):
+        def measure(model):
+            if last.get("model") is not model:
+                last.update(model=model, route=default_route(model, task, route_inputs))
+            return getattr(last["route"], field).min().item()
+        return measure
+
     def chapter(_):
         return sources
 
@@ -78,6 +90,18 @@ def list_update_claims() -> tuple[Claim, ...]:
               "(largest over b0..b2)", ablated("L0 head, mean-ablated", 0, "max"), 0.0, 0.2),
         Claim("l1_mean_needed_for_kept", "L1 head mean-ablated: accuracy on kept answers "
               "(largest over b0..b2)", ablated("L1 head, mean-ablated", 1, "max"), 0.0, 0.2),
+        Claim("l0_mean_spares_kept", "L0 head mean-ablated: accuracy on kept answers (smallest "
+              "over b0..b2; the mirror of the 0.2 bound for 'needed')",
+              ablated("L0 head, mean-ablated", 1, "min"), 0.8, 1.0),
+        Claim("l1_default_reads_list", "with L0 mean-ablated, layer 1's attention from b_k's "
+              "query onto a_k (smallest over b0..b2; uniform attention gives at most 1/8)",
+              route("l1_on_list"), 0.5, 1.0),
+        Claim("l1_follows_l0_idx", "L0 resampled outside a0..a2: share of kept answers right "
+              "exactly when the donor's idx is not k (smallest over b0..b2; about 0.55 if "
+              "unrelated)", route("follows_donor_idx"), 0.9, 1.0),
+        Claim("l1_copies_l0_value", "L0 resampled at a0..a2 only: share of kept answers that "
+              "are the donor's a_k (smallest over b0..b2; copying the token alone gives 1/50, "
+              "the bound is 10x that)", route("donor_value"), 0.2, 1.0),
         faithfulness_claim(READING, task, low=float("-inf"), high=0.95),  # falls short
         faithfulness_claim(WITH_LIST, task, all_seeds=False),  # s1 also needs L0 at 8
     )
@@ -104,4 +128,5 @@ def list_update_shortformer_claims() -> tuple[Claim, ...]:
 
 
 CLAIMS = {LIST_UPDATE.name: list_update_claims,
-          LIST_UPDATE_SHORTFORMER.name: list_update_shortformer_claims}
+          LIST_UPDATE_SHORTFORMER.name: list_update_shortformer_claims,
+          LIST_UPDATE_SHORTFORMER_BATCHWISE.name: list_update_shortformer_claims}

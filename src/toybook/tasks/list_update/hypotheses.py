@@ -4,7 +4,9 @@ the answer (every head at every position is the universe: 2 layers × 11 positio
 from __future__ import annotations
 
 from toybook.analysis.faithfulness import Hypothesis, head
-from toybook.tasks.list_update.presets import LIST_UPDATE, LIST_UPDATE_SHORTFORMER
+from toybook.tasks.list_update.presets import (
+    LIST_UPDATE, LIST_UPDATE_SHORTFORMER, LIST_UPDATE_SHORTFORMER_BATCHWISE,
+)
 
 UNIVERSE = tuple(head(layer, p) for layer in range(2) for p in range(11))
 _L1_READS = tuple(head(1, p) for p in (7, 8, 9))  # L1 at the three queries
@@ -22,4 +24,5 @@ WITH_LIST = Hypothesis(
 )
 
 HYPOTHESES = {LIST_UPDATE.name: (READING, WITH_LIST),
-              LIST_UPDATE_SHORTFORMER.name: (READING, WITH_LIST)}
+              LIST_UPDATE_SHORTFORMER.name: (READING, WITH_LIST),
+              LIST_UPDATE_SHORTFORMER_BATCHWISE.name: (READING, WITH_LIST)}

@@ -31,4 +31,12 @@ LIST_UPDATE_SHORTFORMER = dataclasses.replace(
     summary="as list_update, with shortformer positions (the reference architecture)",
 )
 
-PRESETS = (LIST_UPDATE, LIST_UPDATE_SHORTFORMER)
+# the reference's data as well as its architecture: one idx and one elt per training batch
+LIST_UPDATE_SHORTFORMER_BATCHWISE = dataclasses.replace(
+    LIST_UPDATE_SHORTFORMER, name="list_update_shortformer_batchwise",
+    task=ListUpdateTask(idx_elt_per_batch=True),
+    summary="as list_update_shortformer, trained on the reference's data: one idx and one elt "
+            "per batch",
+)
+
+PRESETS = (LIST_UPDATE, LIST_UPDATE_SHORTFORMER, LIST_UPDATE_SHORTFORMER_BATCHWISE)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from toybook._lazy import lazy
+from toybook.errors import ToybookError
 from toybook.tasks.base import Slot, Task
 
 if TYPE_CHECKING:
@@ -27,7 +28,19 @@ class ListUpdateTask(Task):
     a = [17, 3, 42], idx = 1, elt = 8 → tokens ``50 17 3 42 51 1 8 51 17 8 42``. The
     answers b0, b1, b2 (positions 8–10) are predicted at positions 7, 8, 9
     (``logits[:, -4:-1]``).
+
+    ``idx_elt_per_batch`` changes training data only: each training batch draws one
+    ``idx`` and one ``elt`` that all its rows share (the reference's generator), where
+    the default draws them per row. Evaluation and analysis inputs are always per row.
     """
+
+    idx_elt_per_batch: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.idx_elt_per_batch, bool):
+            raise ToybookError(
+                f"list_update: idx_elt_per_batch must be True or False, got {self.idx_elt_per_batch!r}"
+            )
 
     name: ClassVar[str] = "list_update"
     order: ClassVar[int] = 0
@@ -65,6 +78,14 @@ class ListUpdateTask(Task):
         a = torch.randint(0, N_VALUES, (n, LIST_LEN), generator=generator)
         idx = torch.randint(0, LIST_LEN, (n,), generator=generator)
         elt = torch.randint(0, N_VALUES, (n,), generator=generator)
+        return self.encode(a, idx, elt)
+
+    def train_batch(self, n: int, generator: torch.Generator) -> Tensor:
+        if not self.idx_elt_per_batch:
+            return self._sample(n, generator)
+        a = torch.randint(0, N_VALUES, (n, LIST_LEN), generator=generator)
+        idx = torch.randint(0, LIST_LEN, (1,), generator=generator).expand(n)
+        elt = torch.randint(0, N_VALUES, (1,), generator=generator).expand(n)
         return self.encode(a, idx, elt)
 
     @property
