@@ -144,3 +144,20 @@ def test_patching_pairs_differ_where_they_should():
         assert bool((pair.clean_answer != pair.corrupted_answer).all())
         assert torch.equal(TASK.targets(pair.clean)[:, pair.answer], pair.clean_answer)
         assert torch.equal(TASK.targets(pair.corrupted)[:, pair.answer], pair.corrupted_answer)
+
+
+def test_the_default_route_claims_can_fail():
+    """The composition claims fail where their mechanism is absent: on an untrained model
+    every one of them, and on a batchwise seed whose token outweighs layer 0's output at
+    the list, the V-composition claim (its value is then about chance, 1/50)."""
+    from toybook.claims import check_claims
+
+    names = {"l0_mean_spares_kept", "l1_default_reads_list", "l1_follows_l0_idx",
+             "l1_copies_l0_value", "idx_through_l0_qk"}
+    checkpoint = toybook.load_shipped("list_update")
+    untrained = toybook.build_model(checkpoint.model_config, seed=5)
+    failing = {r.claim.name for r in check_claims("list_update", untrained) if not r.holds}
+    assert names <= failing
+    broken = {r.claim.name: r.value for r in check_claims(
+        "list_update", toybook.load_model("list_update_shortformer_batchwise_s1")) if not r.holds}
+    assert "l1_copies_l0_value" in broken and broken["l1_copies_l0_value"] < 0.05

@@ -319,3 +319,29 @@ def patching_pairs(task: ListUpdateTask, n: int = 500, seed: int = 0) -> list[Pa
             a[:, k], a_corrupted[:, k],
         ))
     return pairs
+
+
+COMPOSITION_PATHS = (("idx", "k"), ("idx", "q"), ("elt", "v"), ("a_k", "v"))
+
+
+@torch.no_grad()
+def composition_paths(model: torch.nn.Module, pairs: list[PatchingPair]) -> dict[tuple[str, str, int], float]:
+    """``{(varied, receiver, k): recovered}``: path patching of layer 0's output (every
+    position) from the clean run into the corrupted one, reaching layer 1 only through its
+    keys (``"k"``, K-composition), queries (``"q"``, Q-composition) or values (``"v"``,
+    V-composition, the L0 → L1 virtual head), for each of :data:`COMPOSITION_PATHS` and each
+    answer ``b_k``; the fraction of the clean-vs-corrupted logit difference
+    (:meth:`PatchingPair.metric`) it recovers. ``pairs`` come from :func:`patching_pairs`."""
+    from toybook.analysis.patching import Patch, recovered_fraction, run_with_patches
+
+    recovered = {}
+    for pair in pairs:
+        receivers = [r for varied, r in COMPOSITION_PATHS if varied == pair.varied]
+        clean, corrupted = pair.metric(model(pair.clean)), pair.metric(model(pair.corrupted))
+        for receiver in receivers:
+            logits = run_with_patches(model, pair.corrupted, [Patch("blocks.0.hook_attn_out")],
+                                      source=pair.clean,
+                                      receivers=[Patch(f"blocks.1.attn.hook_{receiver}")])
+            recovered[pair.varied, receiver, pair.answer] = recovered_fraction(
+                pair.metric(logits), clean, corrupted).item()
+    return recovered
