@@ -161,3 +161,44 @@ def test_the_default_route_claims_can_fail():
     broken = {r.claim.name: r.value for r in check_claims(
         "list_update", toybook.load_model("list_update_shortformer_batchwise_s1")) if not r.holds}
     assert "l1_copies_l0_value" in broken and broken["l1_copies_l0_value"] < 0.05
+
+
+def test_each_model_s_own_circuit_follows_what_was_measured_on_it():
+    """``own_circuit`` keeps layer 0 where the route and the query paths say; on seed 1 (b2
+    from the second NL, idx into b1 by the query) the measured circuit recovers the loss, and
+    one built as if it read elt, all by key, falls far short: the number can fail."""
+    from toybook.tasks.list_update.analysis import ELT_POS, NL_POS
+    from toybook.tasks.list_update.hypotheses import measured_own_circuit, own_circuit
+
+    def layer0(hypothesis):
+        return [p.positions[0] for p in hypothesis.circuit if p.hook.startswith("blocks.0.")]
+
+    assert layer0(own_circuit(ELT_POS, [0.0, 0.1, 0.2])) == [1, 2, 3, 6]
+    assert layer0(own_circuit(NL_POS, [0.0, 0.9, 0.6])) == [1, 2, 3, 6, 7, 8, 9]
+    with pytest.raises(ToybookError, match="route is 6"):
+        own_circuit(5, [0.0, 0.0, 0.0])
+    s1 = toybook.load_model("list_update_s1")
+    measured = measured_own_circuit(s1, TASK)
+    assert layer0(measured) == [1, 2, 3, 6, 7, 8]
+    assert measured.measure(s1, TASK, n_random=0).recovered >= 0.95
+    assert own_circuit(ELT_POS, [0.0, 0.0, 0.0]).measure(s1, TASK, n_random=0).recovered < 0.5
+
+
+def test_direct_paths_and_the_random_input_baseline(model):
+    """idx has no direct path into layer 1; the two value roads (direct, through layer 0)
+    add up to about the whole of an a_k change; a random input carries less than the clean
+    one through the key path."""
+    from toybook.tasks.list_update.analysis import composition_paths
+
+    pairs = patching_pairs(TASK, n=50, seed=3)
+    through_l0 = composition_paths(model, pairs)
+    direct = composition_paths(model, pairs, sender="direct")
+    baseline = composition_paths(model, pairs, donors=TASK.generate(50, seed=4))
+    assert max(abs(direct["idx", r, k]) for r in "kq" for k in range(3)) < 0.05
+    for k in range(3):
+        assert 0.85 < through_l0["a_k", "v", k] + direct["a_k", "v", k] < 1.1
+    assert baseline["idx", "k", 0] < 0.6 < through_l0["idx", "k", 0]
+    with pytest.raises(ToybookError, match="sender is one of"):
+        composition_paths(model, pairs, sender="L1")
+    with pytest.raises(ToybookError, match="donors"):
+        composition_paths(model, pairs, donors=TASK.generate(7, seed=4))

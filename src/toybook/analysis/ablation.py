@@ -6,8 +6,9 @@ An ablation is a ``{hook_name: replacement}`` mapping, where the replacement is 
 :func:`mean_activation`, or another input's activation from :func:`resampled_activation`).
 Zeroing gives later layers an input they never saw in training; a mean keeps the
 activation's typical size but removes what varies with the input; resampling puts in a
-real activation of another input, so what follows acts on that input's information. Hook names are TransformerLens names such as
-``"blocks.0.hook_attn_out"``, ``"blocks.1.attn.hook_z"`` or ``"hook_pos_embed"``.
+real activation of another input, so what follows acts on that input's information.
+Hook names are TransformerLens names such as ``"blocks.0.hook_attn_out"``,
+``"blocks.1.attn.hook_z"`` or ``"hook_pos_embed"``.
 
 Shapes: B batch, T ``n_ctx``, D the activation's trailing dimensions.
 """

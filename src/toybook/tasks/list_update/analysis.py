@@ -14,8 +14,10 @@ import torch
 from torch import Tensor
 
 from toybook.analysis.ablation import (
-    mean_activation, overwrite_hook, resample_order, resampled_activation, run_with_ablations,
+    mean_activation, resample_order, resampled_activation, run_with_ablations,
 )
+from toybook.analysis.patching import Patch, recovered_fraction, run_with_patches
+from toybook.errors import ToybookError
 from toybook.tasks.list_update.task import LIST_LEN, N_VALUES, ListUpdateTask
 
 IDX_POS, ELT_POS, NL_POS = 5, 6, 7
@@ -129,48 +131,31 @@ def updated_and_kept_accuracy(task: ListUpdateTask, logits: Tensor, tokens: Tens
 
 @torch.no_grad()
 def ablation_effects(
-    model: torch.nn.Module, task: ListUpdateTask, tokens: Tensor
+    model: torch.nn.Module, task: ListUpdateTask, tokens: Tensor, seed: int = 0
 ) -> dict[str, Tensor]:
     """``{label: [2, 3]}`` updated/kept accuracy per answer (as in
-    :func:`updated_and_kept_accuracy`) with each head's output or the positional
-    embeddings zero- or mean-ablated. Head outputs are mean-ablated per position over
-    ``tokens``; positional embeddings (the same in every row) over positions."""
+    :func:`updated_and_kept_accuracy`) with each head's output zero-, mean- or
+    resample-ablated, or the positional embeddings zero- or mean-ablated (labels such as
+    ``"L0 head, resample-ablated"``). Head outputs are mean-ablated per position over
+    ``tokens`` and resampled from the other rows of ``tokens``
+    (:func:`~toybook.analysis.ablation.resampled_activation`, ``seed``); positional
+    embeddings, the same in every row, are averaged over positions and not resampled."""
     effects = {"none": updated_and_kept_accuracy(task, model(tokens), tokens)}
     components = {
-        "L0 head": ("blocks.0.hook_attn_out", (0,)),
-        "L1 head": ("blocks.1.hook_attn_out", (0,)),
-        "positional embeddings": ("hook_pos_embed", (0, 1)),
+        "L0 head": ("blocks.0.hook_attn_out", (0,), ("zero", "mean", "resample")),
+        "L1 head": ("blocks.1.hook_attn_out", (0,), ("zero", "mean", "resample")),
+        "positional embeddings": ("hook_pos_embed", (0, 1), ("zero", "mean")),
     }
-    for label, (hook_name, dims) in components.items():
-        for how in ("zero", "mean"):
-            replacement = "zero" if how == "zero" else mean_activation(model, tokens, hook_name, dims)
+    for label, (hook_name, dims, kinds) in components.items():
+        for how in kinds:
+            replacement = ("zero" if how == "zero" else mean_activation(model, tokens, hook_name, dims)
+                           if how == "mean" else resampled_activation(model, tokens, hook_name, seed))
             logits = run_with_ablations(model, tokens, {hook_name: replacement})
             effects[f"{label}, {how}-ablated"] = updated_and_kept_accuracy(task, logits, tokens)
     return effects
 
 
 LIST_POS = (1, 2, 3)  # a0, a1, a2
-LAYER_ABLATIONS = ("zero", "mean", "resample")
-
-
-@torch.no_grad()
-def layer_ablations(
-    model: torch.nn.Module, task: ListUpdateTask, tokens: Tensor, seed: int = 0
-) -> dict[str, Tensor]:
-    """``{"L{layer} {how}": [2, 3]}``: updated/kept accuracy per answer (as in
-    :func:`updated_and_kept_accuracy`) with one layer's head output zero-, mean- or
-    resample-ablated (:data:`LAYER_ABLATIONS`) at every position. Means are per position
-    over ``tokens``; resampled outputs come from the other rows of ``tokens``
-    (:func:`~toybook.analysis.ablation.resampled_activation`, ``seed``)."""
-    effects = {}
-    for layer in range(2):
-        hook = f"blocks.{layer}.hook_attn_out"
-        replacements = {"zero": "zero", "mean": mean_activation(model, tokens, hook),
-                        "resample": resampled_activation(model, tokens, hook, seed)}
-        for how in LAYER_ABLATIONS:
-            logits = run_with_ablations(model, tokens, {hook: replacements[how]})
-            effects[f"L{layer} {how}"] = updated_and_kept_accuracy(task, logits, tokens)
-    return effects
 
 
 @dataclass(frozen=True)
@@ -229,13 +214,11 @@ def default_route(
     says_list = (alone == tokens[:, 1:1 + LIST_LEN]).double().mean(0)
     _, cache = model.run_with_cache(tokens, names_filter="blocks.0.attn.hook_pattern")
     l0 = cache["blocks.0.attn.hook_pattern"][:, 0]
-    resampled = resampled_activation(model, tokens, hook0, seed)
     donor = tokens[resample_order(len(tokens), seed).to(tokens.device)]
     kept = tokens[:, IDX_POS, None] != torch.arange(LIST_LEN)  # [B, 3]
 
     def resampled_at(positions) -> Tensor:
-        where = (slice(None), torch.tensor(positions))
-        return model.run_with_hooks(tokens, fwd_hooks=[(hook0, overwrite_hook(where, resampled[where]))])
+        return run_with_patches(model, tokens, [Patch(hook0, tuple(positions))], source=donor)
 
     def over_kept(values: Tensor) -> Tensor:  # [B, 3] -> [3], mean over each answer's kept rows
         return torch.stack([values[kept[:, k], k].double().mean() for k in range(LIST_LEN)])
@@ -322,26 +305,43 @@ def patching_pairs(task: ListUpdateTask, n: int = 500, seed: int = 0) -> list[Pa
 
 
 COMPOSITION_PATHS = (("idx", "k"), ("idx", "q"), ("elt", "v"), ("a_k", "v"))
+SENDERS = {  # sender: (its activation, what is held at its own value on the way)
+    "L0": ("blocks.0.hook_attn_out", ()),
+    "direct": ("hook_embed", ("blocks.0.hook_attn_out",)),
+}
 
 
 @torch.no_grad()
-def composition_paths(model: torch.nn.Module, pairs: list[PatchingPair]) -> dict[tuple[str, str, int], float]:
-    """``{(varied, receiver, k): recovered}``: path patching of layer 0's output (every
-    position) from the clean run into the corrupted one, reaching layer 1 only through its
-    keys (``"k"``, K-composition), queries (``"q"``, Q-composition) or values (``"v"``,
-    V-composition, the L0 → L1 virtual head), for each of :data:`COMPOSITION_PATHS` and each
-    answer ``b_k``; the fraction of the clean-vs-corrupted logit difference
-    (:meth:`PatchingPair.metric`) it recovers. ``pairs`` come from :func:`patching_pairs`."""
-    from toybook.analysis.patching import Patch, recovered_fraction, run_with_patches
+def composition_paths(
+    model: torch.nn.Module, pairs: list[PatchingPair], sender: str = "L0",
+    donors: Tensor | None = None,
+) -> dict[tuple[str, str, int], float]:
+    """``{(varied, receiver, k): recovered}``: path patching of the ``sender`` from the clean
+    run into the corrupted one, reaching layer 1 only through its keys (``"k"``), queries
+    (``"q"``) or values (``"v"``), for each of :data:`COMPOSITION_PATHS` and each answer
+    ``b_k``; the fraction of the clean-vs-corrupted logit difference
+    (:meth:`PatchingPair.metric`) it recovers. ``pairs`` come from :func:`patching_pairs`.
 
+    Senders (:data:`SENDERS`): ``"L0"``, layer 0's output at every position (K-, Q- and
+    V-composition, the last the L0 → L1 virtual head); ``"direct"``, the token embeddings
+    with layer 0's output held at its corrupted value (the token's own path into layer 1).
+    With ``donors`` ``[B, 11]``, the sender is taken from those inputs instead of each clean
+    run: a baseline, what the path recovers carrying an unrelated input."""
+    if sender not in SENDERS:
+        raise ToybookError(f"sender is one of {', '.join(map(repr, SENDERS))}, got {sender!r}")
+    hook, frozen = SENDERS[sender]
     recovered = {}
     for pair in pairs:
+        if donors is not None and donors.shape != pair.clean.shape:
+            raise ToybookError(f"donors {list(donors.shape)} must have the pairs' shape "
+                               f"{list(pair.clean.shape)}")
         receivers = [r for varied, r in COMPOSITION_PATHS if varied == pair.varied]
         clean, corrupted = pair.metric(model(pair.clean)), pair.metric(model(pair.corrupted))
         for receiver in receivers:
-            logits = run_with_patches(model, pair.corrupted, [Patch("blocks.0.hook_attn_out")],
-                                      source=pair.clean,
-                                      receivers=[Patch(f"blocks.1.attn.hook_{receiver}")])
+            logits = run_with_patches(model, pair.corrupted, [Patch(hook)],
+                                      source=pair.clean if donors is None else donors,
+                                      receivers=[Patch(f"blocks.1.attn.hook_{receiver}")],
+                                      frozen=frozen)
             recovered[pair.varied, receiver, pair.answer] = recovered_fraction(
                 pair.metric(logits), clean, corrupted).item()
     return recovered

@@ -1,9 +1,20 @@
 """The list-update chapter's reading as data: which head outputs, at which positions, carry
-the answer (every head at every position is the universe: 2 layers × 11 positions)."""
+the answer (every head at every position is the universe: 2 layers × 11 positions). Two
+readings are the same for every model; :func:`own_circuit` is each model's own, built from
+where it was measured to read."""
 
 from __future__ import annotations
 
+from typing import Sequence
+
+import torch
+
 from toybook.analysis.faithfulness import Hypothesis, head
+from toybook.errors import ToybookError
+from toybook.tasks.list_update.analysis import (
+    ELT_POS, LIST_POS, NL_POS, QUERY_POS, b2_route, composition_paths, patching_pairs,
+)
+from toybook.tasks.list_update.task import ListUpdateTask
 from toybook.tasks.list_update.presets import (
     LIST_UPDATE, LIST_UPDATE_SHORTFORMER, LIST_UPDATE_SHORTFORMER_BATCHWISE,
 )
@@ -22,6 +33,41 @@ WITH_LIST = Hypothesis(
     "a0..a2 (1–3), whose output L1 copies along with the token",
     circuit=(*(head(0, p) for p in (1, 2, 3, 6, 7, 9)), *_L1_READS), universe=UNIVERSE, n_inputs=500,
 )
+
+QUERY_PATH_MIN = 0.25  # the path table's shares fall at <= 0.16 or >= 0.5
+
+
+def own_circuit(route: int, idx_via_query: Sequence[float]) -> Hypothesis:
+    """A model's own reading (``"own"``), from two measurements on it: where it reads an
+    updated ``b2`` (``route``, :func:`~toybook.tasks.list_update.analysis.b2_route`: ``ELT_POS``
+    or ``NL_POS``) and, per answer ``b0..b2``, the share of an ``idx`` change that reaches
+    layer 1 through its queries (``idx_via_query``, path patching:
+    :func:`~toybook.tasks.list_update.analysis.composition_paths`). Layer 1 at the queries,
+    layer 0 at the list (what layer 1 copies along with the token) and at ``elt`` (the key
+    that tells ``idx = k``), layer 0 at the second ``NL`` where ``b2`` is read there, and at
+    ``b_k``'s query where at least :data:`QUERY_PATH_MIN` of ``idx`` comes that way."""
+    if route not in (ELT_POS, NL_POS):
+        raise ToybookError(f"route is {ELT_POS} (elt) or {NL_POS} (the second NL), got {route!r}")
+    via_query = [QUERY_POS[k] for k, share in enumerate(idx_via_query) if share >= QUERY_PATH_MIN]
+    l0 = sorted({*LIST_POS, ELT_POS, *([NL_POS] if route == NL_POS else []), *via_query})
+    return Hypothesis(
+        "own", "each model's own reading: L1 at the queries; L0 at the list (1–3) and at elt "
+        "(6); at the second NL (7) where b2 is read from it; at b_k's query where idx reaches "
+        "b_k through layer 1's queries",
+        circuit=(*(head(0, p) for p in l0), *_L1_READS), universe=UNIVERSE, n_inputs=500,
+    )
+
+
+@torch.no_grad()
+def measured_own_circuit(model: torch.nn.Module, task: ListUpdateTask) -> Hypothesis:
+    """:func:`own_circuit` of ``model``, measured on inputs the faithfulness number is not
+    (2,000 inputs of seed 7 for the route, 200 ``idx`` patching pairs of seed 17 for the
+    paths)."""
+    pairs = [pair for pair in patching_pairs(task, n=200, seed=17) if pair.varied == "idx"]
+    paths = composition_paths(model, pairs)
+    return own_circuit(b2_route(model, task.generate(2000, seed=7)),
+                       [paths["idx", "q", k] for k in range(len(QUERY_POS))])
+
 
 HYPOTHESES = {LIST_UPDATE.name: (READING, WITH_LIST),
               LIST_UPDATE_SHORTFORMER.name: (READING, WITH_LIST),
