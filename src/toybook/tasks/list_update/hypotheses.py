@@ -14,10 +14,10 @@ from toybook.errors import ToybookError
 from toybook.tasks.list_update.analysis import (
     ELT_POS, LIST_POS, NL_POS, QUERY_POS, b2_route, composition_paths, patching_pairs,
 )
-from toybook.tasks.list_update.task import ListUpdateTask
 from toybook.tasks.list_update.presets import (
     LIST_UPDATE, LIST_UPDATE_SHORTFORMER, LIST_UPDATE_SHORTFORMER_BATCHWISE,
 )
+from toybook.tasks.list_update.task import ListUpdateTask
 
 UNIVERSE = tuple(head(layer, p) for layer in range(2) for p in range(11))
 _L1_READS = tuple(head(1, p) for p in (7, 8, 9))  # L1 at the three queries
@@ -48,6 +48,8 @@ def own_circuit(route: int, idx_via_query: Sequence[float]) -> Hypothesis:
     ``b_k``'s query where at least :data:`QUERY_PATH_MIN` of ``idx`` comes that way."""
     if route not in (ELT_POS, NL_POS):
         raise ToybookError(f"route is {ELT_POS} (elt) or {NL_POS} (the second NL), got {route!r}")
+    if len(idx_via_query) != len(QUERY_POS):
+        raise ToybookError(f"idx_via_query has one share per answer b0..b2, got {list(idx_via_query)}")
     via_query = [QUERY_POS[k] for k, share in enumerate(idx_via_query) if share >= QUERY_PATH_MIN]
     l0 = sorted({*LIST_POS, ELT_POS, *([NL_POS] if route == NL_POS else []), *via_query})
     return Hypothesis(
