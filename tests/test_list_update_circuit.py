@@ -188,7 +188,7 @@ def test_direct_paths_and_the_random_input_baseline(model):
     """idx has no direct path into layer 1; the two value roads (direct, through layer 0)
     add up to about the whole of an a_k change; a random input carries less than the clean
     one through the key path."""
-    from toybook.tasks.list_update.analysis import composition_paths
+    from toybook.tasks.list_update.analysis import composition_paths, path_effects
 
     pairs = patching_pairs(TASK, n=50, seed=3)
     through_l0 = composition_paths(model, pairs)
@@ -198,6 +198,9 @@ def test_direct_paths_and_the_random_input_baseline(model):
     for k in range(3):
         assert 0.85 < through_l0["a_k", "v", k] + direct["a_k", "v", k] < 1.1
     assert baseline["idx", "k", 0] < 0.6 < through_l0["idx", "k", 0]
+    recovered, accuracy = path_effects(model, pairs)
+    assert recovered == through_l0 and set(accuracy) == set(recovered)
+    assert accuracy["idx", "k", 0] > 0.9 and accuracy["idx", "q", 0] < 0.1  # b0's idx: by key
     with pytest.raises(ToybookError, match="sender is one of"):
         composition_paths(model, pairs, sender="L1")
     with pytest.raises(ToybookError, match="donors"):

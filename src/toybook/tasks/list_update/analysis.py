@@ -16,7 +16,7 @@ from torch import Tensor
 from toybook.analysis.ablation import (
     mean_activation, resample_order, resampled_activation, run_with_ablations,
 )
-from toybook.analysis.patching import Patch, recovered_fraction, run_with_patches
+from toybook.analysis.patching import Patch, recovered_fraction, run_with_patches, source_cache
 from toybook.errors import ToybookError
 from toybook.tasks.list_update.task import LIST_LEN, N_VALUES, ListUpdateTask
 
@@ -269,6 +269,10 @@ class PatchingPair:
         corrupted = at.gather(1, self.corrupted_answer[:, None])
         return (clean - corrupted).mean()[None]
 
+    def clean_share(self, logits: Tensor) -> float:
+        """The share of rows whose answer ``b_k`` (the argmax at ``7 + k``) is the clean one."""
+        return (logits[:, QUERY_POS[self.answer]].argmax(-1) == self.clean_answer).double().mean().item()
+
 
 def patching_pairs(task: ListUpdateTask, n: int = 500, seed: int = 0) -> list[PatchingPair]:
     """Nine pairs: for each answer ``b_k``, vary ``idx`` (idx = k vs another index), ``elt``
@@ -312,15 +316,17 @@ SENDERS = {  # sender: (its activation, what is held at its own value on the way
 
 
 @torch.no_grad()
-def composition_paths(
+def path_effects(
     model: torch.nn.Module, pairs: list[PatchingPair], sender: str = "L0",
     donors: Tensor | None = None,
-) -> dict[tuple[str, str, int], float]:
-    """``{(varied, receiver, k): recovered}``: path patching of the ``sender`` from the clean
-    run into the corrupted one, reaching layer 1 only through its keys (``"k"``), queries
-    (``"q"``) or values (``"v"``), for each of :data:`COMPOSITION_PATHS` and each answer
-    ``b_k``; the fraction of the clean-vs-corrupted logit difference
-    (:meth:`PatchingPair.metric`) it recovers. ``pairs`` come from :func:`patching_pairs`.
+) -> tuple[dict[tuple[str, str, int], float], dict[tuple[str, str, int], float]]:
+    """``(recovered, accuracy)``, each ``{(varied, receiver, k): value}``: path patching of the
+    ``sender`` from the clean run into the corrupted one, reaching layer 1 only through its
+    keys (``"k"``), queries (``"q"``) or values (``"v"``), for each of
+    :data:`COMPOSITION_PATHS` and each answer ``b_k``. ``recovered`` is the fraction of the
+    clean-vs-corrupted logit difference (:meth:`PatchingPair.metric`) that comes back,
+    ``accuracy`` the share of rows that then give the clean answer
+    (:meth:`PatchingPair.clean_share`; 0 unpatched). ``pairs`` come from :func:`patching_pairs`.
 
     Senders (:data:`SENDERS`): ``"L0"``, layer 0's output at every position (K-, Q- and
     V-composition, the last the L0 → L1 virtual head); ``"direct"``, the token embeddings
@@ -330,18 +336,27 @@ def composition_paths(
     if sender not in SENDERS:
         raise ToybookError(f"sender is one of {', '.join(map(repr, SENDERS))}, got {sender!r}")
     hook, frozen = SENDERS[sender]
-    recovered = {}
+    recovered, accuracy = {}, {}
     for pair in pairs:
         if donors is not None and donors.shape != pair.clean.shape:
             raise ToybookError(f"donors {list(donors.shape)} must have the pairs' shape "
                                f"{list(pair.clean.shape)}")
         receivers = [r for varied, r in COMPOSITION_PATHS if varied == pair.varied]
         clean, corrupted = pair.metric(model(pair.clean)), pair.metric(model(pair.corrupted))
+        cache = source_cache(model, pair.clean if donors is None else donors, [Patch(hook)])
         for receiver in receivers:
-            logits = run_with_patches(model, pair.corrupted, [Patch(hook)],
-                                      source=pair.clean if donors is None else donors,
+            logits = run_with_patches(model, pair.corrupted, [Patch(hook)], cache=cache,
                                       receivers=[Patch(f"blocks.1.attn.hook_{receiver}")],
                                       frozen=frozen)
-            recovered[pair.varied, receiver, pair.answer] = recovered_fraction(
-                pair.metric(logits), clean, corrupted).item()
-    return recovered
+            key = pair.varied, receiver, pair.answer
+            recovered[key] = recovered_fraction(pair.metric(logits), clean, corrupted).item()
+            accuracy[key] = pair.clean_share(logits)
+    return recovered, accuracy
+
+
+def composition_paths(
+    model: torch.nn.Module, pairs: list[PatchingPair], sender: str = "L0",
+    donors: Tensor | None = None,
+) -> dict[tuple[str, str, int], float]:
+    """``{(varied, receiver, k): recovered}``: the fractions of :func:`path_effects` alone."""
+    return path_effects(model, pairs, sender, donors)[0]
