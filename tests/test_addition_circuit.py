@@ -153,3 +153,16 @@ def test_the_mlp_patching_claims_fail_on_an_untrained_model():
     for name in ("mlp0_patch_base_add", "mlp1_cascade"):
         value = claims[name].measure(untrained)
         assert not claims[name].low <= value <= claims[name].high, (name, value)
+
+
+def test_the_digit_sub_task_groups_split_every_answer_digit_once():
+    from toybook.tasks.addition.hypotheses import by_digit_subtask
+
+    tokens = TASK.generate(300, seed=8)
+    groups = by_digit_subtask(tokens)
+    assert set(groups) == {"BA", "UC1", "US9"}
+    assert bool((sum(mask.long() for mask in groups.values()) == 1).all())
+    x, y = (TASK.encode_digits(torch.tensor([[0, 0, 0, 0, 1]]), torch.tensor([[0, 0, 0, 0, 9]])),
+            TASK.encode_digits(torch.tensor([[0, 0, 0, 0, 0]]), torch.tensor([[0, 0, 0, 0, 0]])))
+    assert set(by_digit_subtask(y)) == {"BA"}  # 0 + 0: no carry anywhere, no empty groups
+    assert by_digit_subtask(x)["UC1"].sum() == 1  # 1 + 9 in the units: one carry

@@ -169,3 +169,27 @@ def test_the_baseline_averages_losses_not_fractions():
     result = Faithfulness(1.0, 1.0, 3.0, 1.0, 1, 2, random=(0.0, float("nan")),
                           random_losses=((3.0, 3.0), (1.0, 2.0)))
     assert result.random_mean == recovered_fraction(1.0, 2.0, 2.5)  # -0.5
+
+
+def test_groups_of_answers_come_from_the_same_runs(dead_second_head, inputs):
+    """Per-group numbers reduce the same runs: a group of every answer gives the overall
+    numbers exactly, and two groups that split the answers add back up to them, weighted by
+    their sizes. A group that is not a bool mask over the answers, or is empty, is named."""
+    tokens, reference = inputs
+    first = (tokens[:, 0] > tokens[:, 1])[:, None]  # [B, A = 1]
+    result = loss_recovered(dead_second_head, TASK, tokens, reference, [HEAD_0], [HEAD_0, HEAD_1],
+                            n_random=3, groups={"all": torch.ones_like(first), "first": first,
+                                                "second": ~first})
+    every, a, b = (result.groups[name] for name in ("all", "first", "second"))
+    assert (every.recovered, every.loss_ablated, every.random_losses) == (
+        result.recovered, result.loss_ablated, result.random_losses)
+    assert a.n_answers + b.n_answers == result.n_answers == len(tokens) and not a.groups
+    for loss in ("loss_model", "loss_ablated", "loss_hypothesis"):
+        split = (getattr(a, loss) * a.n_answers + getattr(b, loss) * b.n_answers) / result.n_answers
+        assert split == pytest.approx(getattr(result, loss), rel=1e-9)
+    with pytest.raises(ToybookError, match=r"group 'g' must be a bool tensor \[1000, 1\]"):
+        loss_recovered(dead_second_head, TASK, tokens, reference, [HEAD_0], [HEAD_0, HEAD_1],
+                       n_random=0, groups={"g": first.long()})
+    with pytest.raises(ToybookError, match="group 'none' holds no answer"):
+        loss_recovered(dead_second_head, TASK, tokens, reference, [HEAD_0], [HEAD_0, HEAD_1],
+                       n_random=0, groups={"none": first & ~first})

@@ -47,6 +47,7 @@ from toybook.tasks.base import Task
 
 Computed = Callable[[Tensor], Tensor]  # tokens [B, T] -> the activation [B, T, ...] a hypothesis states
 Stated = Callable[[torch.nn.Module, Tensor], Mapping[Patch, Computed]]  # (model, reference) -> values
+Groups = Callable[[Tensor], Mapping[str, Tensor]]  # tokens [B, T] -> name -> bool [B, A] answers
 RANDOM_CIRCUITS, SHUFFLED_VALUES = "random circuits of that size", "the values stated for other inputs"
 
 
@@ -64,6 +65,8 @@ class Faithfulness:
     random: tuple[float, ...] = field(default=())  # one per draw; NaN where undefined
     baseline: str = RANDOM_CIRCUITS  # what the draws in ``random`` are (or SHUFFLED_VALUES)
     random_losses: tuple[tuple[float, float], ...] = field(default=())  # (ablated, hypothesis)
+    groups: Mapping[str, "Faithfulness"] = field(default_factory=dict)  # the same, per group
+    n_answers: int = 0  # answers the losses average over (a group's, or all B × A)
 
     @property
     def random_mean(self) -> float:
@@ -102,6 +105,7 @@ def loss_recovered(
     model: torch.nn.Module, task: Task, tokens: Tensor, reference: Tensor,
     circuit: Sequence[Patch], universe: Sequence[Patch],
     computed: Mapping[Patch, Computed] | None = None, n_random: int = 10, seed: int = 0,
+    groups: Mapping[str, Tensor] | None = None,
 ) -> Faithfulness:
     """The fraction of loss ``circuit`` recovers on ``tokens``, and its random baseline.
 
@@ -111,38 +115,68 @@ def loss_recovered(
     from ``reference`` (inputs not among ``tokens``). The baseline, ``n_random`` draws with
     ``seed``: random circuits of the same size from ``universe``; or, where values are
     stated, the same circuit with the values stated for a random permutation of the rows.
+
+    ``groups`` (name → bool ``[B, A]`` over the answers of ``tokens``, say one per kind of
+    answer) adds the same numbers with each loss averaged over that group's answers only,
+    from the same runs, in :attr:`Faithfulness.groups`.
     """
     circuit, universe = list(circuit), list(universe)
     _check(circuit, universe, computed or {}, tokens, reference, n_random)
+    masks = _group_masks(groups or {}, tokens, task)
     means = _means(model, reference, universe)
     generator = torch.Generator().manual_seed(seed)
     rows = torch.randint(0, len(reference), (len(tokens),), generator=generator)
     resampled = source_cache(model, reference[rows], universe)  # one run serves every draw
-    loss_model = task.loss(model(tokens), tokens).item()
+    loss_model = task.token_losses(model(tokens), tokens)
 
     def measure(kept: list[Patch], stated: Mapping[Patch, Computed],
-                ablated: float | None = None) -> tuple[float, float, float]:
+                ablated: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if ablated is None:
             ablated = _loss(model, task, tokens, kept, cache=means)
         rest = [patch for patch in universe if patch not in kept]
-        hypothesis = _scrubbed_loss(model, task, tokens, rest, resampled, stated)
-        return recovered_fraction(loss_model, ablated, hypothesis), ablated, hypothesis
+        return ablated, _scrubbed_loss(model, task, tokens, rest, resampled, stated)
 
-    recovered, loss_ablated, loss_hypothesis = measure(circuit, computed or {})
-    random, random_losses = [], []
+    losses = measure(circuit, computed or {})
+    draws = []
     for _ in range(n_random):
         if computed:
             order = torch.randperm(len(tokens), generator=generator)
             shuffled = {patch: _on_rows(function, order) for patch, function in computed.items()}
-            draw = measure(circuit, shuffled, loss_ablated)
+            draws.append(measure(circuit, shuffled, losses[0]))
         else:
             chosen = torch.randperm(len(universe), generator=generator)[: len(circuit)]
-            draw = measure([universe[i] for i in sorted(chosen.tolist())], {})
-        random.append(draw[0])
-        random_losses.append(draw[1:])
-    return Faithfulness(recovered, loss_model, loss_ablated, loss_hypothesis, len(circuit),
-                        len(universe), tuple(random), SHUFFLED_VALUES if computed else RANDOM_CIRCUITS,
-                        tuple(random_losses))
+            draws.append(measure([universe[i] for i in sorted(chosen.tolist())], {}))
+
+    def summary(mask: Tensor | None, groups: Mapping[str, Faithfulness]) -> Faithfulness:
+        def mean(token_losses: Tensor) -> float:
+            return (token_losses.mean() if mask is None else token_losses[mask].mean()).item()
+
+        model_loss, (ablated, hypothesis) = mean(loss_model), map(mean, losses)
+        random_losses = tuple((mean(a), mean(h)) for a, h in draws)
+        return Faithfulness(
+            recovered_fraction(model_loss, ablated, hypothesis), model_loss, ablated, hypothesis,
+            len(circuit), len(universe),
+            tuple(recovered_fraction(model_loss, a, h) for a, h in random_losses),
+            SHUFFLED_VALUES if computed else RANDOM_CIRCUITS, random_losses, groups,
+            loss_model.numel() if mask is None else int(mask.sum()))
+
+    return summary(None, {name: summary(mask, {}) for name, mask in masks.items()})
+
+
+def _group_masks(groups: Mapping[str, Tensor], tokens: Tensor, task: Task) -> dict[str, Tensor]:
+    """``groups`` checked: each a bool ``[B, A]`` mask over the answers, none empty."""
+    shape = (len(tokens), len(task.answer_names))
+    masks = {}
+    for name, mask in groups.items():
+        if not isinstance(mask, Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != shape:
+            raise ToybookError(f"group {name!r} must be a bool tensor {list(shape)} (inputs × "
+                               f"answers {', '.join(task.answer_names)}), got "
+                               f"{getattr(mask, 'dtype', type(mask).__name__)} "
+                               f"{list(getattr(mask, 'shape', []))}")
+        if not mask.any():
+            raise ToybookError(f"group {name!r} holds no answer of these inputs")
+        masks[name] = mask.to(tokens.device)
+    return masks
 
 
 def _on_rows(function: Computed, order: Tensor) -> Computed:
@@ -165,14 +199,15 @@ class Hypothesis:
 
     def measure(self, model: torch.nn.Module, task: Task, tokens: Tensor | None = None,
                 reference: Tensor | None = None, n_random: int = 10,
-                seed: int = 0) -> Faithfulness:
+                seed: int = 0, groups: Groups | None = None) -> Faithfulness:
         """The fraction of loss recovered on ``tokens`` (by default :func:`held_out_inputs`
-        of ``n_inputs``), means and resampling from ``reference``."""
+        of ``n_inputs``), means and resampling from ``reference``; per group of answers too
+        where ``groups`` (a function of the tokens, see :func:`loss_recovered`) is given."""
         if tokens is None or reference is None:
             tokens, reference = held_out_inputs(task, self.n_inputs)
         computed = self.stated(model, reference) if self.stated else None
         return loss_recovered(model, task, tokens, reference, self.circuit, self.universe,
-                              computed, n_random, seed)
+                              computed, n_random, seed, groups(tokens) if groups else None)
 
 
 def head(layer: int, position: int | None = None, head: int | None = None) -> Patch:
@@ -187,12 +222,15 @@ def mlp(layer: int, position: int | None = None) -> Patch:
 
 
 def measure_hypotheses(hypotheses: Sequence[Hypothesis], models: Mapping[str, torch.nn.Module],
-                       task: Task, n_random: int = 10) -> dict[str, dict[str, Faithfulness]]:
+                       task: Task, n_random: int = 10,
+                       groups: Groups | None = None) -> dict[str, dict[str, Faithfulness]]:
     """Model label → hypothesis name → its :class:`Faithfulness` on the held-out inputs,
-    with the baseline from ``n_random`` draws: the numbers a chapter's faithfulness table
-    shows (see :func:`toybook.tables.faithfulness_table`)."""
+    with the baseline from ``n_random`` draws (and per group of answers, where ``groups``):
+    the numbers a chapter's faithfulness table shows (see
+    :func:`toybook.tables.faithfulness_table`)."""
     inputs = {n: held_out_inputs(task, n) for n in {h.n_inputs for h in hypotheses}}
-    return {label: {h.name: h.measure(model, task, *inputs[h.n_inputs], n_random=n_random)
+    return {label: {h.name: h.measure(model, task, *inputs[h.n_inputs], n_random=n_random,
+                                      groups=groups)
                     for h in hypotheses}
             for label, model in models.items()}
 
@@ -216,11 +254,11 @@ def faithfulness_claim(hypothesis: Hypothesis, task: Task, low: float = 0.95,
                  "recovered on held-out inputs", measure, low, high, all_seeds)
 
 
-def _loss(model, task, tokens, patches, cache) -> float:
-    return task.loss(run_with_patches(model, tokens, patches, cache=cache), tokens).item()
+def _loss(model, task, tokens, patches, cache) -> Tensor:
+    return task.token_losses(run_with_patches(model, tokens, patches, cache=cache), tokens)
 
 
-def _scrubbed_loss(model, task, tokens, rest, resampled, stated) -> float:
+def _scrubbed_loss(model, task, tokens, rest, resampled, stated) -> Tensor:
     """Loss with ``rest`` taken from the ``resampled`` cache (a run on the resampled rows)
     and each stated component replaced by its stated value, in one patched forward pass:
     the cache holds, per hook, the resampled activation with the stated entries written
@@ -235,7 +273,7 @@ def _scrubbed_loss(model, task, tokens, rest, resampled, stated) -> float:
             cache[patch.hook] = value
     patches = [*rest, *stated]
     logits = run_with_patches(model, tokens, patches, cache=cache) if patches else model(tokens)
-    return task.loss(logits, tokens).item()
+    return task.token_losses(logits, tokens)
 
 
 def _means(model, reference: Tensor, universe: list[Patch]) -> dict[str, Tensor]:
@@ -263,5 +301,5 @@ def _check(circuit, universe, computed, tokens, reference, n_random) -> None:
     check_integer("loss_recovered", "n_random", n_random, minimum=0)
 
 
-__all__ = ["RANDOM_CIRCUITS", "SHUFFLED_VALUES", "Computed", "Faithfulness", "Hypothesis", "Stated", "faithfulness_claim",
+__all__ = ["RANDOM_CIRCUITS", "SHUFFLED_VALUES", "Computed", "Faithfulness", "Groups", "Hypothesis", "Stated", "faithfulness_claim",
            "head", "held_out_inputs", "loss_recovered", "measure_hypotheses", "mlp", "recovered_fraction"]

@@ -4,8 +4,11 @@ chapter does not read, are kept whole where answers are predicted."""
 
 from __future__ import annotations
 
+from torch import Tensor
+
 from toybook.analysis.faithfulness import Hypothesis, head, mlp
 from toybook.tasks.addition.presets import ADDITION, ADDITION_1L, ADDITION_1L_MATCHED
+from toybook.tasks.addition.task import DigitSubtask
 
 N_CTX, PREDICTIONS, OPERANDS = 18, range(11, 17), range(0, 11)  # A5..A0 predicted at 11..16
 A5 = 11  # where the final carry is predicted: the chapter reads L0H2 and L0H3 there
@@ -64,6 +67,15 @@ AT_ANSWERS_MATCHED = Hypothesis(
              *(mlp(0, p) for p in PREDICTIONS)),
     universe=_universe(1, MATCHED_HEADS), n_inputs=N_INPUTS,
 )
+
+def by_digit_subtask(tokens: Tensor) -> dict[str, Tensor]:
+    """The answer digits of ``tokens [B, T]`` grouped by :class:`DigitSubtask` (what each
+    needs beyond base add): ``{"BA" | "UC1" | "US9": bool [B, 6]}``, the ``groups`` of
+    :meth:`~toybook.analysis.faithfulness.Hypothesis.measure`. A kind no digit has is left
+    out."""
+    kinds = ADDITION.task.digit_subtasks(tokens)
+    return {kind.name: kinds == kind for kind in DigitSubtask if (kinds == kind).any()}
+
 
 HYPOTHESES = {ADDITION.name: (READING, WITH_H3, WITH_OPERANDS),
               ADDITION_1L.name: (READING_1L, WITH_H3_1L),
