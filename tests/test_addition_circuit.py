@@ -166,3 +166,23 @@ def test_the_digit_sub_task_groups_split_every_answer_digit_once():
             TASK.encode_digits(torch.tensor([[0, 0, 0, 0, 0]]), torch.tensor([[0, 0, 0, 0, 0]])))
     assert set(by_digit_subtask(y)) == {"BA"}  # 0 + 0: no carry anywhere, no empty groups
     assert by_digit_subtask(x)["UC1"].sum() == 1  # 1 + 9 in the units: one carry
+
+
+def test_the_recorded_ablation_scans_are_the_shipped_model_s(model):
+    """The chapter reads both ablation scans from the sidecar: a rerun of part of each gives
+    the recorded values, and the record unpacks to the scans' shapes."""
+    from toybook.tasks.addition.circuit import (
+        ABLATION_RECORD, ABLATION_SETTINGS, ablation_inputs, head_ablation_wrong,
+        position_ablation_losses, prediction_position, read_ablation_record,
+    )
+
+    record = toybook.load_shipped("addition").metadata["evaluations"][ABLATION_RECORD]
+    losses, wrong = read_ablation_record(record)
+    reference, probe, mix, set_of_row = ablation_inputs(TASK, **ABLATION_SETTINGS)
+    assert losses.shape == (TASK.n_ctx, TASK.n_answers) and len(set_of_row) == len(mix)
+    assert wrong.shape == (2, 4, TASK.n_ctx, len(mix), TASK.n_answers)
+    at = [prediction_position(TASK, 2)]
+    rerun = position_ablation_losses(model, TASK, probe, reference, positions=at)
+    assert torch.allclose(rerun, losses[at], rtol=1e-3, atol=1e-5)
+    assert (head_ablation_wrong(model, TASK, mix, reference, positions=at) != wrong[:, :, at]).double().mean() <= 1e-3
+    assert wrong.any() and not wrong.all()

@@ -21,9 +21,11 @@ order (``A_n`` first).
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -62,16 +64,19 @@ def class_frequencies(task: AdditionTask, n: int = 100_000, seed: int = 0) -> di
 @torch.no_grad()
 def position_ablation_losses(
     model: torch.nn.Module, task: AdditionTask, tokens: Tensor, reference: Tensor, layer: int = 0,
+    positions: Sequence[int] | None = None,
 ) -> Tensor:
-    """``[T, A]``: each answer digit's mean loss on ``tokens`` when the residual stream after
-    ``layer`` is replaced, at one position, by its mean over ``reference``."""
+    """``[P, A]``: each answer digit's mean loss on ``tokens`` when the residual stream after
+    ``layer`` is replaced, at one of ``positions`` (default all, P = T), by its mean over
+    ``reference``."""
     name = f"blocks.{layer}.hook_resid_post"
     mean = mean_activation(model, reference, name)[0]
-    losses = torch.empty(tokens.shape[1], task.n_answers, dtype=torch.float64)
-    for position in range(tokens.shape[1]):
+    positions = list(range(tokens.shape[1])) if positions is None else list(positions)
+    losses = torch.empty(len(positions), task.n_answers, dtype=torch.float64)
+    for index, position in enumerate(positions):
         hook = overwrite_hook((slice(None), position), mean[position])
         logits = model.run_with_hooks(tokens, fwd_hooks=[(name, hook)])
-        losses[position] = task.token_losses(logits, tokens).mean(0)
+        losses[index] = task.token_losses(logits, tokens).mean(0)
     return losses
 
 
@@ -145,6 +150,53 @@ class QuestionPairs:
     clean: Tensor
     donor: Tensor
     column: int
+
+
+ABLATION_SETTINGS = {"n_reference": 2000, "reference_seed": 1, "n_probe": 1000, "probe_seed": 5,
+                     "n_random": 200, "random_seed": 12, "per_layout": 8, "sets_seed": 11}
+ABLATION_RECORD = "ablation_scans"  # a sidecar's record of ablation_record(model, task)
+
+
+def ablation_inputs(task: AdditionTask, n_reference: int, reference_seed: int, n_probe: int,
+                    probe_seed: int, n_random: int, random_seed: int, per_layout: int,
+                    sets_seed: int) -> tuple[Tensor, Tensor, Tensor, list[str]]:
+    """``(reference, probe, mix, set_of_row)``: the inputs of the chapter's two ablation scans
+    (:data:`ABLATION_SETTINGS`): means come from ``reference``, position ablations are scored
+    on ``probe``, head ablations on ``mix`` (``n_random`` random questions and ``per_layout``
+    fillings of every layout of :func:`~toybook.tasks.addition.analysis.question_sets`, each
+    row's set named in ``set_of_row``)."""
+    from toybook.tasks.addition.analysis import question_sets
+
+    sets = question_sets(task, per_layout=per_layout, seed=sets_seed)
+    mix = torch.cat([task.generate(n_random, seed=random_seed), *sets.values()])
+    set_of_row = ["random"] * n_random + [name for name, tokens in sets.items() for _ in range(len(tokens))]
+    return (task.generate(n_reference, seed=reference_seed), task.generate(n_probe, seed=probe_seed),
+            mix, set_of_row)
+
+
+@torch.no_grad()
+def ablation_record(model: torch.nn.Module, task: AdditionTask) -> dict[str, Any]:
+    """Both ablation scans on :func:`ablation_inputs` of :data:`ABLATION_SETTINGS`, as a
+    sidecar record (``scripts/record_ablations.py``): :func:`position_ablation_losses` as
+    lists, :func:`head_ablation_wrong` as packed bits. They take longer than a chapter's
+    build can spend; :func:`read_ablation_record` reads them back."""
+    reference, probe, mix, _ = ablation_inputs(task, **ABLATION_SETTINGS)
+    losses = position_ablation_losses(model, task, probe, reference)
+    wrong = head_ablation_wrong(model, task, mix, reference)
+    return {**ABLATION_SETTINGS, "position_losses": losses.tolist(), "head_wrong_shape": list(wrong.shape),
+            "head_wrong_bits": base64.b64encode(np.packbits(wrong.flatten().numpy()).tobytes()).decode(),
+            "summary": f"mean-ablation scans: {losses.shape[0]} positions on {len(probe):,} questions, "
+                       f"{wrong.shape[0] * wrong.shape[1]} heads × {wrong.shape[2]} positions on "
+                       f"{len(mix):,} questions"}
+
+
+def read_ablation_record(record: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
+    """``(position_losses [T, A], head_wrong [L, H, T, B, A] bool)`` from an
+    :func:`ablation_record`."""
+    shape = record["head_wrong_shape"]
+    bits = np.unpackbits(np.frombuffer(base64.b64decode(record["head_wrong_bits"]), dtype=np.uint8))
+    wrong = torch.from_numpy(bits[: int(np.prod(shape))].reshape(shape).astype(bool))
+    return torch.tensor(record["position_losses"], dtype=torch.float64), wrong
 
 
 def _digits(task: AdditionTask, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
