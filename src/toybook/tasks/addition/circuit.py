@@ -32,6 +32,7 @@ from torch import Tensor
 from toybook.analysis.ablation import mean_activation, overwrite_hook
 from toybook.analysis.patching import Patch, patched_answers
 from toybook.errors import ToybookError
+from toybook.tasks.addition.analysis import question_sets
 from toybook.tasks.addition.task import AdditionTask, QuestionClass
 
 
@@ -165,8 +166,6 @@ def ablation_inputs(task: AdditionTask, n_reference: int, reference_seed: int, n
     on ``probe``, head ablations on ``mix`` (``n_random`` random questions and ``per_layout``
     fillings of every layout of :func:`~toybook.tasks.addition.analysis.question_sets`, each
     row's set named in ``set_of_row``)."""
-    from toybook.tasks.addition.analysis import question_sets
-
     sets = question_sets(task, per_layout=per_layout, seed=sets_seed)
     mix = torch.cat([task.generate(n_random, seed=random_seed), *sets.values()])
     set_of_row = ["random"] * n_random + [name for name, tokens in sets.items() for _ in range(len(tokens))]
