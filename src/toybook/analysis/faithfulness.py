@@ -83,6 +83,18 @@ class Faithfulness:
         """Random draws whose removal changed the loss (the others have no fraction)."""
         return sum(not math.isnan(value) for value in self.random)
 
+    def to_record(self) -> dict:
+        """Plain JSON data (for a checkpoint's sidecar); :meth:`from_record` reads it back."""
+        return {**{name: getattr(self, name) for name in self.__dataclass_fields__ if name != "groups"},
+                "groups": {name: group.to_record() for name, group in self.groups.items()}}
+
+    @classmethod
+    def from_record(cls, record: Mapping) -> "Faithfulness":
+        """The :class:`Faithfulness` that :meth:`to_record` wrote."""
+        return cls(**{**record, "random": tuple(record["random"]),
+                      "random_losses": tuple(map(tuple, record["random_losses"])),
+                      "groups": {name: cls.from_record(group) for name, group in record["groups"].items()}})
+
     def __str__(self) -> str:
         return (f"loss recovered {self.recovered:.3f} by {self.n_components} of "
                 f"{self.n_universe} components ({self.baseline}: "
