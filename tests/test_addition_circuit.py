@@ -186,3 +186,18 @@ def test_the_recorded_ablation_scans_are_the_shipped_model_s(model):
     assert torch.allclose(rerun, losses[at], rtol=1e-3, atol=1e-5)
     assert (head_ablation_wrong(model, TASK, mix, reference, positions=at) != wrong[:, :, at]).double().mean() <= 1e-3
     assert wrong.any() and not wrong.all()
+
+
+def test_cascade_patching_record_matches_a_rerun(model):
+    """The chapter reads the cascade patching from the sidecar and reruns A2 only; a rerun of
+    another column gives the recorded shares, and every column 2..n is recorded."""
+    from toybook.tasks.addition.circuit import (
+        CASCADE_RECORD, CASCADE_SETTINGS, cascade_patching, read_cascade_record,
+    )
+
+    recorded = read_cascade_record(toybook.load_shipped("addition").metadata["evaluations"][CASCADE_RECORD])
+    assert list(recorded) == list(range(TASK.n_digits, 1, -1))
+    rerun = cascade_patching(model, TASK, 4, **CASCADE_SETTINGS)
+    assert rerun.keys() == recorded[4].keys() and rerun["pairs"] == recorded[4]["pairs"] > 0
+    assert all(abs(rerun[name] - value) <= 0.005 for name, value in recorded[4].items())
+    assert recorded[4]["layer 1 attention"] != recorded[4]["layer 0 attention"]

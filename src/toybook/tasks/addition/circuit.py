@@ -198,6 +198,47 @@ def read_ablation_record(record: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
     return torch.tensor(record["position_losses"], dtype=torch.float64), wrong
 
 
+CASCADE_SETTINGS = {"n": 1000, "seed": 20}  # pairs drawn per column, and the seed of column 0
+CASCADE_RECORD = "cascade_patching"  # a sidecar's record of cascade_record(model, task)
+
+
+def cascade_patch_sets(task: AdditionTask, column: int) -> dict[str, list[Patch]]:
+    """The patches of the cascade experiment for ``A_column``: layer 0's and layer 1's
+    attention output at the position predicting it (each alone and both), and the
+    residual stream after layer 0 at each ``y`` operand position (``"layer-0 output at P"``)."""
+    q = prediction_position(task, column)
+    attention = [Patch(f"blocks.{layer}.hook_attn_out", (q,)) for layer in (0, 1)]
+    ys = range(operand_positions(task, task.n_digits - 1)[1], operand_positions(task, 0)[1] + 1)
+    return {"layer 0 attention": attention[:1], "layer 1 attention": attention[1:], "both": attention,
+            **{f"layer-0 output at {p}": [Patch("blocks.0.hook_resid_post", (p,))] for p in ys}}
+
+
+@torch.no_grad()
+def cascade_patching(model: torch.nn.Module, task: AdditionTask, column: int, n: int = 1000,
+                     seed: int = 20) -> dict[str, float]:
+    """:func:`donor_agreements` of :func:`cascade_patch_sets` on :func:`cascade_pairs` of
+    ``column`` (``n`` drawn, seed ``seed + column``), and ``"pairs"``: how many were kept."""
+    pairs = cascade_pairs(task, column, n=n, seed=seed + column)
+    return {**donor_agreements(model, task, pairs, cascade_patch_sets(task, column)),
+            "pairs": len(pairs.clean)}
+
+
+@torch.no_grad()
+def cascade_record(model: torch.nn.Module, task: AdditionTask) -> dict[str, Any]:
+    """:func:`cascade_patching` of every column 2..n with :data:`CASCADE_SETTINGS`, as a
+    sidecar record (``scripts/record_ablations.py``); :func:`read_cascade_record` reads it."""
+    columns = {str(j): cascade_patching(model, task, j, **CASCADE_SETTINGS) for j in range(2, task.n_digits + 1)}
+    return {**CASCADE_SETTINGS, "columns": columns,
+            "summary": f"cascade patching: {len(columns)} columns, "
+                       f"{sum(c['pairs'] for c in columns.values()):,} pairs"}
+
+
+def read_cascade_record(record: Mapping[str, Any]) -> dict[int, dict[str, float]]:
+    """``{column: {patch set: share of A_column that became the donor's, "pairs": n}}``, top
+    column first, from a :func:`cascade_record`."""
+    return {int(j): values for j, values in sorted(record["columns"].items(), key=lambda item: -int(item[0]))}
+
+
 def _digits(task: AdditionTask, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     shape = (n, task.n_digits)
     return torch.randint(0, 10, shape, generator=generator), torch.randint(0, 10, shape, generator=generator)
