@@ -31,6 +31,14 @@ class Table:
         return self._repr_markdown_()
 
 
+def power_of_ten(value: float) -> str:
+    """``value`` as prose writes a small or large number: ``8e-05`` as "8·10⁻⁵", ``1e-4`` as
+    "10⁻⁴" (one significant digit kept)."""
+    mantissa, exponent = f"{value:.0e}".split("e")
+    power = "10" + str(int(exponent)).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    return power if mantissa == "1" else f"{mantissa}·{power}"
+
+
 def tasks_table() -> Table:
     """Every registered task with its token-format sizes."""
     rows = []
