@@ -11,6 +11,7 @@ import torch
 
 from toybook.analysis.faithfulness import Hypothesis, head
 from toybook.errors import ToybookError
+from toybook.tasks.list_update.claims import PATH_PAIRS, ROUTE_INPUTS
 from toybook.tasks.list_update.analysis import (
     ELT_POS, LIST_POS, NL_POS, QUERY_POS, b2_route, composition_paths, patching_pairs,
 )
@@ -63,11 +64,11 @@ def own_circuit(route: int, idx_via_query: Sequence[float]) -> Hypothesis:
 @torch.no_grad()
 def measured_own_circuit(model: torch.nn.Module, task: ListUpdateTask) -> Hypothesis:
     """:func:`own_circuit` of ``model``, measured on inputs the faithfulness number is not
-    (2,000 inputs of seed 7 for the route, 200 ``idx`` patching pairs of seed 17 for the
-    paths)."""
-    pairs = [pair for pair in patching_pairs(task, n=200, seed=17) if pair.varied == "idx"]
+    (the claims' :data:`~toybook.tasks.list_update.claims.ROUTE_INPUTS` for the route, ``idx``
+    patching pairs of :data:`~toybook.tasks.list_update.claims.PATH_PAIRS` for the paths)."""
+    pairs = [pair for pair in patching_pairs(task, **PATH_PAIRS) if pair.varied == "idx"]
     paths = composition_paths(model, pairs)
-    return own_circuit(b2_route(model, task.generate(2000, seed=7)),
+    return own_circuit(b2_route(model, task.generate(ROUTE_INPUTS["n"], seed=ROUTE_INPUTS["seed"])),
                        [paths["idx", "q", k] for k in range(len(QUERY_POS))])
 
 
