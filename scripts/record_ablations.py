@@ -1,11 +1,14 @@
-"""Run the addition chapter's two mean-ablation scans and its cascade patching on a
-checkpoint and store them in its sidecar.
+"""Run the addition chapter's mean-ablation scans, MLP ablations and cascade patching on
+checkpoints and store them in their sidecars.
 
-The scans (one position at a time, then one head at one position at a time) and the
-cascade patching (every column) take longer than the chapter's build can spend, so the
-chapter reads them from these records and reruns part of each at build time to check it.
+The scans (one position at a time, then one head at one position at a time), the cascade
+patching (every column) and the MLP ablations (every MLP at every place, on each of the
+three models) take longer than the chapter's build can spend, so the chapter reads them
+from these records and reruns part of each at build time to check it. The two-layer model
+gets all three records, the one-layer models the MLP ablations.
 
-    python scripts/record_ablations.py src/toybook/checkpoints/addition
+    python scripts/record_ablations.py src/toybook/checkpoints/addition \
+        src/toybook/checkpoints/addition_1l src/toybook/checkpoints/addition_1l_matched
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import torch
 
 from toybook.checkpoint import load_checkpoint, record_evaluation
 from toybook.tasks.addition.circuit import (
-    ABLATION_RECORD, CASCADE_RECORD, ablation_record, cascade_record,
+    ABLATION_RECORD, CASCADE_RECORD, MLP_ABLATION_RECORD, ablation_record, cascade_record,
+    mlp_ablation_record,
 )
 
 
@@ -25,7 +29,9 @@ def main(paths: list[str]) -> None:
     torch.set_grad_enabled(False)
     for path in paths:
         checkpoint = load_checkpoint(path)
-        for name, make in ((ABLATION_RECORD, ablation_record), (CASCADE_RECORD, cascade_record)):
+        records = ((ABLATION_RECORD, ablation_record), (CASCADE_RECORD, cascade_record),
+                   (MLP_ABLATION_RECORD, mlp_ablation_record))
+        for name, make in records if checkpoint.model.cfg.n_layers > 1 else records[-1:]:
             started = time.perf_counter()
             record = make(checkpoint.model, checkpoint.task)
             seconds = time.perf_counter() - started

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import toybook
+from toybook.errors import ToybookError
 from toybook.tasks.addition.analysis import question_sets
 from toybook.tasks.addition.circuit import (
     Patch, base_add_pairs, carry_pairs, cascade_pairs, donor_agreement, donor_agreements,
@@ -201,3 +202,20 @@ def test_cascade_patching_record_matches_a_rerun(model):
     assert rerun.keys() == recorded[4].keys() and rerun["pairs"] == recorded[4]["pairs"] > 0
     assert all(abs(rerun[name] - value) <= 0.005 for name, value in recorded[4].items())
     assert recorded[4]["layer 1 attention"] != recorded[4]["layer 0 attention"]
+
+
+def test_mlp_ablation_records_match_a_rerun(model):
+    """The chapter reads the MLP ablations of all three models from their sidecars; a rerun
+    of one place per model gives the recorded wrong answers, and an unknown place is refused."""
+    from toybook.tasks.addition.circuit import (
+        MLP_ABLATION_RECORD, mlp_ablation_places, mlp_ablation_scan, read_mlp_ablation_record,
+    )
+
+    for name, place in (("addition", (1, "every answer position")), ("addition_1l", (0, "every answer position"))):
+        checkpoint = toybook.load_shipped(name)
+        recorded = read_mlp_ablation_record(checkpoint.metadata["evaluations"][MLP_ABLATION_RECORD])
+        assert list(recorded) == list(mlp_ablation_places(TASK, checkpoint.model))
+        rerun = mlp_ablation_scan(checkpoint.model, TASK, [place])[place]
+        assert (rerun != recorded[place]).double().mean() <= 1e-3 and recorded[place].any()
+    with pytest.raises(ToybookError, match="no MLP ablation"):
+        mlp_ablation_scan(model, TASK, [(1, "y0")])

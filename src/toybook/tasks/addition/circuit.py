@@ -239,6 +239,76 @@ def read_cascade_record(record: Mapping[str, Any]) -> dict[int, dict[str, float]
     return {int(j): values for j, values in sorted(record["columns"].items(), key=lambda item: -int(item[0]))}
 
 
+MLP_ABLATION_SETTINGS = {"n_reference": 1000, "reference_seed": 1, "n_random": 1000, "random_seed": 9,
+                         "per_layout": 10, "sets_seed": 2024}
+MLP_ABLATION_RECORD = "mlp_ablations"  # a sidecar's record of mlp_ablation_record(model, task)
+
+
+def mlp_ablation_inputs(task: AdditionTask, n_reference: int, reference_seed: int, n_random: int,
+                        random_seed: int, per_layout: int, sets_seed: int) -> tuple[Tensor, Tensor, int]:
+    """``(reference, tokens, n_random)``: the MLP ablations' means come from ``reference``;
+    they are scored on ``tokens``, ``n_random`` random questions followed by the cascade sets
+    of depth 2 to 4 of :func:`~toybook.tasks.addition.analysis.question_sets`."""
+    sets = question_sets(task, per_layout=per_layout, seed=sets_seed)
+    cascades = [tokens for name, tokens in sets.items() if name.startswith("Cascade")]
+    return (task.generate(n_reference, seed=reference_seed),
+            torch.cat([task.generate(n_random, seed=random_seed), *cascades]), n_random)
+
+
+def mlp_ablation_places(task: AdditionTask, model: torch.nn.Module) -> dict[tuple[int, str], list[int]]:
+    """``{(layer, place): positions}`` where the chapter mean-ablates each MLP: in every layer
+    but the last, the first operand, the ``+``, each ``y`` digit and every answer position; in
+    the last layer, whose output at a question position reaches no answer, only the answer
+    positions."""
+    last = model.cfg.n_layers - 1
+    answers = [prediction_position(task, j) for j in range(task.n_digits + 1)]
+    earlier = {"x4 .. x0": [operand_positions(task, j)[0] for j in range(task.n_digits)],
+               "+": [task.n_digits],
+               **{f"y{j}": [operand_positions(task, j)[1]] for j in reversed(range(task.n_digits))},
+               "every answer position": answers}
+    return {(layer, place): positions for layer in range(last + 1)
+            for place, positions in (earlier.items() if layer < last else [("every answer position", answers)])}
+
+
+@torch.no_grad()
+def mlp_ablation_scan(model: torch.nn.Module, task: AdditionTask,
+                      places: Sequence[tuple[int, str]] | None = None) -> dict[tuple[int, str], Tensor]:
+    """``{(layer, place): [B, A] bool}``: :func:`mlp_ablation_wrong` at each of
+    :func:`mlp_ablation_places` (or those named in ``places``) on :func:`mlp_ablation_inputs`
+    of :data:`MLP_ABLATION_SETTINGS`."""
+    reference, tokens, _ = mlp_ablation_inputs(task, **MLP_ABLATION_SETTINGS)
+    every = mlp_ablation_places(task, model)
+    chosen = list(every) if places is None else list(places)
+    unknown = [place for place in chosen if place not in every]
+    if unknown:
+        raise ToybookError(f"no MLP ablation at {unknown}; the places are {list(every)}")
+    means = {layer: mean_activation(model, reference, f"blocks.{layer}.hook_mlp_out")[0]
+             for layer in sorted({layer for layer, _ in chosen})}
+    return {(layer, place): mlp_ablation_wrong(model, task, tokens, means[layer], layer, every[layer, place])
+            for layer, place in chosen}
+
+
+@torch.no_grad()
+def mlp_ablation_record(model: torch.nn.Module, task: AdditionTask) -> dict[str, Any]:
+    """:func:`mlp_ablation_scan` at every place, as a sidecar record
+    (``scripts/record_ablations.py``): the wrong answers as packed bits;
+    :func:`read_mlp_ablation_record` reads them back."""
+    scan = mlp_ablation_scan(model, task)
+    wrong = torch.stack(list(scan.values()))  # [P, B, A]
+    return {**MLP_ABLATION_SETTINGS, "places": [[layer, place] for layer, place in scan],
+            "wrong_shape": list(wrong.shape),
+            "wrong_bits": base64.b64encode(np.packbits(wrong.flatten().numpy()).tobytes()).decode(),
+            "summary": f"MLP mean-ablations: {len(scan)} (layer, place) pairs on {wrong.shape[1]:,} questions"}
+
+
+def read_mlp_ablation_record(record: Mapping[str, Any]) -> dict[tuple[int, str], Tensor]:
+    """``{(layer, place): [B, A] bool}`` from an :func:`mlp_ablation_record`."""
+    shape = record["wrong_shape"]
+    bits = np.unpackbits(np.frombuffer(base64.b64decode(record["wrong_bits"]), dtype=np.uint8))
+    wrong = torch.from_numpy(bits[: int(np.prod(shape))].reshape(shape).astype(bool))
+    return {(layer, place): wrong[i] for i, (layer, place) in enumerate(record["places"])}
+
+
 def _digits(task: AdditionTask, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     shape = (n, task.n_digits)
     return torch.randint(0, 10, shape, generator=generator), torch.randint(0, 10, shape, generator=generator)
