@@ -11,10 +11,10 @@ import torch
 
 from toybook.analysis.faithfulness import Hypothesis, head
 from toybook.errors import ToybookError
-from toybook.tasks.list_update.claims import PATH_PAIRS, ROUTE_INPUTS
 from toybook.tasks.list_update.analysis import (
     ELT_POS, LIST_POS, NL_POS, QUERY_POS, b2_route, composition_paths, patching_pairs,
 )
+from toybook.tasks.list_update.claims import PATH_PAIRS, ROUTE_INPUTS
 from toybook.tasks.list_update.presets import (
     LIST_UPDATE, LIST_UPDATE_SHORTFORMER, LIST_UPDATE_SHORTFORMER_BATCHWISE,
 )
