@@ -8,6 +8,14 @@ from toybook.claims import Claim
 from toybook.tasks.majority.presets import MAJORITY
 from toybook.tasks.majority.task import MajorityTask
 
+# Where the claims rank neurons (probe), test them (held out) and look for rare-value
+# mistakes: inputs the chapter did not choose the claims on.
+PROBE_INPUTS = {"n": 600, "seed": 7}
+HELD_OUT_INPUTS = {"n": 200, "seed": 2025}
+RARE_INPUTS = {"n": 500, "seed": 2026}
+VALUE_NEURONS = 10  # a value's top neurons, as the claims rank them
+RARE_DRAWS = 10  # random neuron sets the rare-value mistakes are compared with
+
 
 def majority_claims() -> tuple[Claim, ...]:
     from toybook.tasks.majority.analysis import (
@@ -19,8 +27,8 @@ def majority_claims() -> tuple[Claim, ...]:
     from toybook.tasks.majority.hypotheses import ALGORITHM, READING
 
     task = MajorityTask()
-    probe = task.generate(600, seed=7)
-    held_out = task.generate(200, seed=2025)
+    probe = task.generate(PROBE_INPUTS["n"], seed=PROBE_INPUTS["seed"])
+    held_out = task.generate(HELD_OUT_INPUTS["n"], seed=HELD_OUT_INPUTS["seed"])
 
     def uniformity(model):
         n = task.n_ctx
@@ -60,7 +68,7 @@ def majority_claims() -> tuple[Claim, ...]:
         from toybook.tasks.majority.analysis import inhibition_weights, value_neurons
 
         if last.get("model") is not model:
-            groups = value_neurons(model, task, probe, k=10)
+            groups = value_neurons(model, task, probe, k=VALUE_NEURONS)
             last.update(model=model, result=(groups, inhibition_weights(model, task, probe[:300], groups)))
         return last["result"]
 
@@ -103,16 +111,16 @@ def majority_claims() -> tuple[Claim, ...]:
     rare_last: dict = {}  # the last model's mistakes on sequences with a rare value
 
     def rare_mistakes(model):
-        """:func:`rare_value_mistakes` on 500 sequences with one rare value, the minority
-        neurons ranked on probe (top 5), for the last model asked about."""
+        """:func:`rare_value_mistakes` on :data:`RARE_INPUTS` (sequences with one rare value),
+        the minority neurons ranked on probe (top 5), for the last model asked about."""
         from toybook.tasks.majority.analysis import (
             balanced_with_rare, mean_activations, minority_neurons, rare_value_mistakes,
         )
 
         if rare_last.get("model") is not model:
-            tokens, rare = balanced_with_rare(task, 500, seed=2026)
+            tokens, rare = balanced_with_rare(task, RARE_INPUTS["n"], seed=RARE_INPUTS["seed"])
             result = rare_value_mistakes(model, task, tokens, rare, minority_neurons(model, task, probe, k=5),
-                                         mean_activations(model, probe))
+                                         mean_activations(model, probe), draws=RARE_DRAWS)
             rare_last.update(model=model, result=result)
         return rare_last["result"]
 
