@@ -84,7 +84,7 @@ class Measurements:
 
 @torch.no_grad()
 def measure(model: torch.nn.Module, task: ListUpdateTask) -> Measurements:
-    """:class:`Measurements` of ``model`` (about 2.5 s for one model on 2 cores)."""
+    """:class:`Measurements` of ``model`` (about 3 s for one model on 2 cores)."""
     tokens, pairs = route_inputs(task), path_pairs(task)
     ablated = {name.replace(" head, ", " ").replace("-ablated", ""): accuracy
                for name, accuracy in ablation_effects(model, task, tokens).items() if " head, " in name}
