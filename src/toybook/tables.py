@@ -49,12 +49,15 @@ def tasks_table() -> Table:
 
 
 def models_table() -> Table:
-    """Every shipped model with the metrics recorded in its checkpoint."""
+    """Every shipped model with the metrics recorded in its checkpoint: the first recorded
+    evaluation (its accuracy) in full, the chapters' later records by name only (``toybook
+    list`` prints every summary)."""
     rows = []
     for info in list_models():
-        recorded = "; ".join(
-            f"{label}: {summarize_evaluation(result)}" for label, result in info.evaluations.items()
-        )
+        (first, result), *later = info.evaluations.items() or [(None, None)]
+        recorded = "" if first is None else f"{first}: {summarize_evaluation(result)}"
+        if later:
+            recorded += "; also recorded: " + ", ".join(label for label, _ in later)
         rows.append(
             (f"`{info.name}`", f"`{info.task}`", f"{info.n_parameters:,}", info.steps,
              f"{info.metrics['eval_acc']:.2%}", recorded or "—")
