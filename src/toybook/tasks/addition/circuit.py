@@ -153,6 +153,17 @@ class QuestionPairs:
     column: int
 
 
+def _packed(wrong: Tensor) -> str:
+    """A bool tensor as base64 of its packed bits (a sidecar stores it as text)."""
+    return base64.b64encode(np.packbits(wrong.flatten().numpy()).tobytes()).decode()
+
+
+def _unpacked(bits: str, shape: Sequence[int]) -> Tensor:
+    """The bool tensor of ``shape`` that :func:`_packed` wrote."""
+    flat = np.unpackbits(np.frombuffer(base64.b64decode(bits), dtype=np.uint8))
+    return torch.from_numpy(flat[: int(np.prod(shape))].reshape(shape).astype(bool))
+
+
 ABLATION_SETTINGS = {"n_reference": 2000, "reference_seed": 1, "n_probe": 1000, "probe_seed": 5,
                      "n_random": 200, "random_seed": 12, "per_layout": 8, "sets_seed": 11}
 ABLATION_RECORD = "ablation_scans"  # a sidecar's record of ablation_record(model, task)
@@ -183,7 +194,7 @@ def ablation_record(model: torch.nn.Module, task: AdditionTask) -> dict[str, Any
     losses = position_ablation_losses(model, task, probe, reference)
     wrong = head_ablation_wrong(model, task, mix, reference)
     return {**ABLATION_SETTINGS, "position_losses": losses.tolist(), "head_wrong_shape": list(wrong.shape),
-            "head_wrong_bits": base64.b64encode(np.packbits(wrong.flatten().numpy()).tobytes()).decode(),
+            "head_wrong_bits": _packed(wrong),
             "summary": f"mean-ablation scans: {losses.shape[0]} positions on {len(probe):,} questions, "
                        f"{wrong.shape[0] * wrong.shape[1]} heads × {wrong.shape[2]} positions on "
                        f"{len(mix):,} questions"}
@@ -192,9 +203,7 @@ def ablation_record(model: torch.nn.Module, task: AdditionTask) -> dict[str, Any
 def read_ablation_record(record: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
     """``(position_losses [T, A], head_wrong [L, H, T, B, A] bool)`` from an
     :func:`ablation_record`."""
-    shape = record["head_wrong_shape"]
-    bits = np.unpackbits(np.frombuffer(base64.b64decode(record["head_wrong_bits"]), dtype=np.uint8))
-    wrong = torch.from_numpy(bits[: int(np.prod(shape))].reshape(shape).astype(bool))
+    wrong = _unpacked(record["head_wrong_bits"], record["head_wrong_shape"])
     return torch.tensor(record["position_losses"], dtype=torch.float64), wrong
 
 
@@ -297,15 +306,13 @@ def mlp_ablation_record(model: torch.nn.Module, task: AdditionTask) -> dict[str,
     wrong = torch.stack(list(scan.values()))  # [P, B, A]
     return {**MLP_ABLATION_SETTINGS, "places": [[layer, place] for layer, place in scan],
             "wrong_shape": list(wrong.shape),
-            "wrong_bits": base64.b64encode(np.packbits(wrong.flatten().numpy()).tobytes()).decode(),
+            "wrong_bits": _packed(wrong),
             "summary": f"MLP mean-ablations: {len(scan)} (layer, place) pairs on {wrong.shape[1]:,} questions"}
 
 
 def read_mlp_ablation_record(record: Mapping[str, Any]) -> dict[tuple[int, str], Tensor]:
     """``{(layer, place): [B, A] bool}`` from an :func:`mlp_ablation_record`."""
-    shape = record["wrong_shape"]
-    bits = np.unpackbits(np.frombuffer(base64.b64decode(record["wrong_bits"]), dtype=np.uint8))
-    wrong = torch.from_numpy(bits[: int(np.prod(shape))].reshape(shape).astype(bool))
+    wrong = _unpacked(record["wrong_bits"], record["wrong_shape"])
     return {(layer, place): wrong[i] for i, (layer, place) in enumerate(record["places"])}
 
 
