@@ -112,7 +112,9 @@ def test_a_sweep_resumes_from_existing_checkpoints(tmp_path, capsys):
     sidecar = toybook.load_shipped(name).metadata
     assert result.weights_sha256 == sidecar["weights"]["sha256"]
     assert result.train_seconds == sidecar["training"]["wall_time_s"]  # not retrained: its record
-    assert result.command == f"toybook train max_of_2 --seed {seed}" and result.device == "cpu"
+    threads = sidecar["training"]["environment"]["threads"]  # they change the weights' last bits
+    assert result.command == f"toybook train max_of_2 --seed {seed} --threads {threads}"
+    assert result.device == "cpu"
 
 
 def test_claims_of_a_seed_model_are_its_preset_s():

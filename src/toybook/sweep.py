@@ -44,6 +44,7 @@ class SeedResult:
     weights_sha256: str = ""  # of the weights file: identifies a model that is not shipped
     device: str = "cpu"  # where it was trained
     trained_on: str = ""  # torch version and device (see toybook.environment.describe)
+    threads: int | None = None  # torch CPU threads it was trained with, where recorded
 
     @property
     def command(self) -> str:
@@ -51,7 +52,8 @@ class SeedResult:
         GPU, whose kernels need not be deterministic, in behaviour."""
         preset = re.sub(r"_s\d+$", "", self.name)
         device = "" if self.device == "cpu" else f" --device {self.device}"
-        return f"toybook train {preset} --seed {self.seed}{device}"
+        threads = f" --threads {self.threads}" if self.device == "cpu" and self.threads else ""
+        return f"toybook train {preset} --seed {self.seed}{device}{threads}"
 
     @property
     def all_claims_hold(self) -> bool:
@@ -227,6 +229,7 @@ def _measure_seed(
         weights_sha256=checkpoint.metadata["weights"]["sha256"],
         device=checkpoint.metadata["training"]["device"],
         trained_on=describe(checkpoint.metadata["training"].get("environment") or {}),
+        threads=(checkpoint.metadata["training"].get("environment") or {}).get("threads"),
     )
     log(f"{name}: {sum(c['holds'] for c in claims.values())} of {len(claims)} claims hold; "
         f"generalised at step {result.generalised_step}")
