@@ -207,6 +207,18 @@ def test_load_model_unknown_names(monkeypatch, tmp_path):
         toybook.load_model("addition")
 
 
+def test_a_seed_name_loads_the_shipped_model_trained_with_that_seed():
+    from toybook.zoo import shipped_path
+
+    assert read_sidecar(shipped_path("addition_s1"))["train_config"]["seed"] == 1
+    assert shipped_path("addition_s1") == shipped_path("addition")
+    assert shipped_path("addition_s2").name == "addition_s2.json"  # a seed with its own file
+    with pytest.raises(UnknownModelError, match="no shipped model 'addition_s9'"):
+        shipped_path("addition_s9")
+    with pytest.raises(UnknownModelError, match="no shipped model 'addition_s0'"):
+        shipped_path("addition_s0")  # addition was trained with seed 1, not 0
+
+
 def test_recorded_evaluations_summarize_in_one_line():
     from toybook.checkpoint import summarize_evaluation
 

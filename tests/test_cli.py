@@ -26,10 +26,21 @@ def test_list(capsys):
     for name in ("list_update", "addition", "majority", "max_of_2"):
         assert name in out
     assert "exhaustive: 4,096/4,096 correct" in out
-    # seed models recorded without their weights: hash and command, one line each
+    assert any(line.split()[0] == "addition_s2" for line in out.splitlines() if line.startswith("  "))
+    assert "recorded but not shipped" not in out  # every recorded seed ships
+
+
+def test_list_names_a_seed_recorded_without_its_weights(capsys, monkeypatch):
+    from toybook import sweep
+
+    result = sweep.SeedResult(2, "addition_s2", {"n": 1_000_000, "n_wrong": 0}, {}, 900, 6000, 363.6,
+                              "8ab193a7" * 8, "cuda")
+    monkeypatch.setattr(sweep, "recorded_not_shipped", lambda: [result])
+    code, out, _ = run_cli(capsys, "list")
     unshipped = out.split("Seed models recorded but not shipped", 1)[1].splitlines()[1:]
-    assert any(line.split()[0] == "addition_s2" and "sha256" in line
-               and line.endswith("toybook train addition --seed 2 --device cuda") for line in unshipped)
+    assert code == 0 and unshipped == [
+        "  addition_s2      0 wrong of 1,000,000  sha256 8ab193a78ab193a7…  "
+        "toybook train addition --seed 2 --device cuda"]
 
 
 def test_eval_shipped(capsys):

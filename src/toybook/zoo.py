@@ -1,8 +1,9 @@
 """The shipped models: checkpoints inside the package, loadable with no network.
 
 ``load_model(name)`` takes a task name (that task's default, best model) or a variant's
-name (``TASK_VARIANT``) or a seed model's (``NAME_sN``). Checkpoints live in ``toybook/checkpoints/`` as
-``NAME.safetensors`` + ``NAME.json``.
+name (``TASK_VARIANT``) or a seed model's (``NAME_sN``; the seed ``NAME`` itself was trained
+with loads ``NAME``). Checkpoints live in ``toybook/checkpoints/`` as ``NAME.safetensors`` +
+``NAME.json``.
 """
 
 from __future__ import annotations
@@ -67,14 +68,27 @@ def list_models() -> list[ModelInfo]:
     return infos
 
 
+def _trained_seed(name: str) -> int | None:
+    """The training seed recorded in shipped model ``name``'s sidecar."""
+    from toybook.checkpoint import read_sidecar
+
+    return read_sidecar(SHIPPED_DIR / name).get("train_config", {}).get("seed")
+
+
 def shipped_path(name: str) -> Path:
-    """The sidecar path of shipped model ``name``; a clear error if there is none."""
+    """The sidecar path of shipped model ``name``; a clear error if there is none. A seed
+    name ``NAME_sN`` with no file of its own is the shipped ``NAME`` when ``NAME`` was trained
+    with seed ``N`` (a sweep trains the same preset with only the seed changed):
+    ``TASK_s1`` is ``TASK`` when ``TASK`` was trained with seed 1."""
     names = shipped_names()
     if not isinstance(name, str):
         raise UnknownModelError(f"a model name is a string such as one of: {', '.join(names)}; "
                                 f"got {type(name).__name__} {name!r}")
     if name in names:
         return SHIPPED_DIR / f"{name}.json"
+    seed_of = re.fullmatch(r"(.+)_s(\d+)", name)
+    if seed_of and seed_of[1] in names and _trained_seed(seed_of[1]) == int(seed_of[2]):
+        return SHIPPED_DIR / f"{seed_of[1]}.json"
     from toybook.tasks import TASKS
 
     available = ", ".join(names) or "none"

@@ -21,14 +21,15 @@ def mlp_patching(task: AdditionTask, layer: int, pairs, columns, reduce, n: int,
 
 
 def mlp0_base_add_claim(task: AdditionTask) -> Claim:
-    """Base add passes through MLP0's output at the digit's position (both models). Made for
-    the shipped models only: the seeds' weights do not ship."""
+    """Base add passes through MLP0's output at the digit's position (both models). Made on
+    the shipped models, then measured on the seed models when they were trained: it holds on
+    every one, so it is made for every seed."""
     from toybook.tasks.addition.circuit import base_add_pairs
 
     return Claim("mlp0_patch_base_add", "patching MLP0's output at A_j's position carries base add "
                  "(smallest agreement over A4..A0)",
                  mlp_patching(task, 0, base_add_pairs, range(task.n_digits), min, n=200, seed=50),
-                 0.95, 1.0, all_seeds=False)
+                 0.95, 1.0)
 
 
 def probe_claim(task: AdditionTask, name: str, text: str, target: str, stage: str, columns,
@@ -36,15 +37,16 @@ def probe_claim(task: AdditionTask, name: str, text: str, target: str, stage: st
     """A claim on the held-out accuracy of the chapter's linear probes at the positions that
     predict the answer (:func:`~toybook.tasks.addition.analysis.column_probes`) for one
     target at one residual stage, reduced over ``columns``. Fitted on fresh questions (seed
-    1), not the chapter's recorded ones (seed 0), and half as many. Made for the shipped
-    models only: the seeds' weights do not ship."""
+    1), not the chapter's recorded ones (seed 0), and half as many. Made on the shipped
+    models, then measured on the seed models: they hold on every one, so they are made for
+    every seed."""
     from toybook.tasks.addition.analysis import column_probes
 
     def measure(model):
         rows = column_probes(model, task, n_train=2000, n_test=1000, seed=1, columns=columns,
                              targets=[target], stages=[stage], places=["answer"], baseline=False)
         return reduce(row["accuracy"] for row in rows)
-    return Claim(name, text, measure, low, high, all_seeds=False)
+    return Claim(name, text, measure, low, high)
 
 
 def probe_base_add_claim(task: AdditionTask) -> Claim:
@@ -132,19 +134,20 @@ def addition_claims() -> tuple[Claim, ...]:
               "(all four patched)", carry_a1(None), 0.95, 1.0, all_seeds=False),
         Claim("carry_a1_attention", "the attention at A1's position, layers 0 and 1 together, "
               "reads the carry into A1", carry_a1_attention, 0.95, 1.0),
+        # made for every seed after the GPU sweep; seed 2 (addition_s2) breaks it (0.94 at A3,
+        # whose cascade layer 0's attention also carries): the shipped model's since
         Claim("cascade_layer1_a3_a4", "layer 1 resolves the cascade for A3 and A4 (smallest "
-              "patching agreement)", cascade_layer1((3, 4)), 0.95, 1.0),
+              "patching agreement)", cascade_layer1((3, 4)), 0.95, 1.0, all_seeds=False),
         faithfulness_claim(READING, task, low=float("-inf"), high=0.95),  # falls short
-        faithfulness_claim(WITH_H3, task, low=float("-inf"), high=0.95),  # falls short
+        # the readings name heads by number; seed 2's L0H0..L0H3 with layer 1 reach 0.96
+        faithfulness_claim(WITH_H3, task, low=float("-inf"), high=0.95, all_seeds=False),  # falls short
         faithfulness_claim(WITH_OPERANDS, task),
         mlp0_base_add_claim(task),
         Claim("mlp1_cascade", "patching MLP1's output at A_j's position carries the cascaded "
               "carry (smallest agreement over A2..A4)",
-              mlp_patching(task, 1, cascade_pairs, (2, 3, 4), min, n=400, seed=30), 0.95, 1.0,
-              all_seeds=False),
+              mlp_patching(task, 1, cascade_pairs, (2, 3, 4), min, n=400, seed=30), 0.95, 1.0),
         Claim("mlp1_cascade_not_mlp0", "patching MLP0's output there does not (largest agreement)",
-              mlp_patching(task, 0, cascade_pairs, (2, 3, 4), max, n=400, seed=30), 0.0, 0.05,
-              all_seeds=False),
+              mlp_patching(task, 0, cascade_pairs, (2, 3, 4), max, n=400, seed=30), 0.0, 0.05),
         probe_base_add_claim(task),
         probe_claim(task, "probe_cascade_l1_attention", "whether a carry reaches column j through "
                     "a sum-9 column j-1 is read linearly after layer 1's attention (smallest "
@@ -153,6 +156,19 @@ def addition_claims() -> tuple[Claim, ...]:
                     "accuracy over A2..A4)", "carry in", "after MLP0", range(2, 5), max, high=0.95),
     )
 
+
+# The scope of these claims changed after the shipped seed models (addition_s2.., addition_1l_s2..)
+# were measured, and the chapter's seed section says so. Narrowed: made for every seed
+# before, broken by a seed, now made for the shipped model only. Widened: made for the
+# shipped model before the seeds existed, holding on every seed, now made for every seed.
+SEED_RESTATEMENTS = {
+    ADDITION.name: {"narrowed": ("cascade_layer1_a3_a4", "loss_recovered_with_h3"),
+                    "widened": ("mlp0_patch_base_add", "mlp1_cascade", "mlp1_cascade_not_mlp0",
+                                "probe_base_add_mlp0", "probe_cascade_l1_attention",
+                                "probe_cascade_not_layer0")},
+    ADDITION_1L.name: {"narrowed": ("loss_recovered_reading",),
+                       "widened": ("mlp0_patch_base_add", "probe_base_add_mlp0")},
+}
 
 CASCADE_SETS = ("Cascade2", "Cascade3", "Cascade4")
 
@@ -181,7 +197,8 @@ def addition_1l_claims() -> tuple[Claim, ...]:
     task = AdditionTask()
     return (
         *one_layer_claims(task),
-        faithfulness_claim(READING_1L, task, low=float("-inf"), high=0.95),  # falls short
+        # the 2-layer reading's heads by number; seed 4's L0H0..L0H2 with the MLP reach 0.96
+        faithfulness_claim(READING_1L, task, low=float("-inf"), high=0.95, all_seeds=False),  # falls short
         faithfulness_claim(WITH_H3_1L, task),
     )
 
