@@ -1,8 +1,8 @@
 """The shipped models: checkpoints inside the package, loadable with no network.
 
 ``load_model(name)`` takes a task name (that task's default, best model) or a variant's
-name (``TASK_VARIANT``) or a seed model's (``NAME_sN``; the seed ``NAME`` itself was trained
-with loads ``NAME``). Checkpoints live in ``toybook/checkpoints/`` as ``NAME.safetensors`` +
+name (``TASK_VARIANT``) or a seed model's (``NAME_sN``; with ``N`` the seed ``NAME`` itself was
+trained with, it loads ``NAME``). Checkpoints live in ``toybook/checkpoints/`` as ``NAME.safetensors`` +
 ``NAME.json``.
 """
 
