@@ -1,3 +1,4 @@
+import functools
 import importlib.util
 import os
 import shutil
@@ -15,24 +16,39 @@ ROOT = Path(__file__).resolve().parents[1]
 JUPYTER_BOOK = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
 
 
-REPRODUCIBILITY = pytest.StashKey[list]()
-
-
 def record_reproducibility(request, name, level):
     """Note which reproducibility level a test checked, for the run's closing summary."""
-    request.config.stash.setdefault(REPRODUCIBILITY, []).append(f"{name}: {level}")
+    request.node.user_properties.append(("reproducibility checked", f"{name}: {level}"))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    built = config.stash.get(BUILT_BOOK, None)
-    if built:
-        terminalreporter.section("the book")
-        terminalreporter.line(built)
-    lines = config.stash.get(REPRODUCIBILITY, [])
-    if lines:
-        terminalreporter.section("reproducibility checked")
-        for line in lines:
-            terminalreporter.line(line)
+    """The notes tests left in their reports' ``user_properties`` (which pytest-xdist's
+    workers send back with each report): how the book was had, what reproduced how."""
+    notes = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for section, line in getattr(report, "user_properties", ()):
+                if line not in notes.setdefault(section, []):
+                    notes[section].append(line)
+    for section in ("the book", "reproducibility checked"):
+        if notes.get(section):
+            terminalreporter.section(section)
+            for line in notes[section]:
+                terminalreporter.line(line)
+
+
+# tests that share a session or module fixture too costly to make twice (a book build, a
+# Ray cluster, a retraining, every shipped model's claims) run on one pytest-xdist worker
+# under ``--dist loadgroup``
+SHARED = ("built_book", "local_ray", "reproduced_max_of_2", "results")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = next((name for name in SHARED if name in getattr(item, "fixturenames", ())), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}.{group}"
+                                                    if group == "results" else group))
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +60,21 @@ def _two_threads():
 @pytest.fixture(scope="session")
 def max_of_2_checkpoint():
     return toybook.load_shipped("max_of_2")
+
+
+def shipped_claim_results(name):
+    """``check_claims(name, load_model(name))`` for a shipped model: measured once per test
+    run (per worker), keyed on the checkpoint's weights SHA-256, and shared by every test that
+    asserts on it (the claims of every shipped model take minutes in all)."""
+    return _claim_results(name, toybook.load_shipped(name).metadata["weights"]["sha256"])
+
+
+@functools.cache
+def _claim_results(name, sha256):
+    from toybook.claims import check_claims
+
+    torch.set_num_threads(2)
+    return tuple(check_claims(name, toybook.load_model(name)))
 
 
 def toc_files():
@@ -63,11 +94,25 @@ def _stamped_site() -> Path | None:
     return build_stamp.reusable_site()
 
 
-BUILT_BOOK = pytest.StashKey[str]()
+BOOK_NOTE = []  # how this process had the book, for the reports of the tests that used it
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if BOOK_NOTE and "built_book" in getattr(item, "fixturenames", ()):
+        report.user_properties.append(("the book", BOOK_NOTE[0]))
+    return report
 
 
 @pytest.fixture(scope="session")
-def built_book(tmp_path_factory, pytestconfig):
+def built_book(tmp_path_factory):
+    site, how = _book(tmp_path_factory)
+    BOOK_NOTE.append(how)
+    return site
+
+
+def _book(tmp_path_factory):
     """The whole book built from scratch with warnings as errors: ``_build/html``.
 
     Reused instead of built again: the site ``make book`` stamped as built from the current
@@ -76,13 +121,11 @@ def built_book(tmp_path_factory, pytestconfig):
     """
     if os.environ.get("TOYBOOK_BUILT_SITE"):
         site = Path(os.environ["TOYBOOK_BUILT_SITE"]).resolve()
-        pytestconfig.stash[BUILT_BOOK] = f"reused {site} (TOYBOOK_BUILT_SITE)"
-        return site
+        return site, f"reused {site} (TOYBOOK_BUILT_SITE)"
     stamped = _stamped_site()
     if stamped is not None:
-        pytestconfig.stash[BUILT_BOOK] = (f"reused {stamped.relative_to(ROOT)}: make book built "
-                                          f"it from this commit ({(stamped / '.built-from').read_text().strip()[:12]})")
-        return stamped
+        return stamped, (f"reused {stamped.relative_to(ROOT)}: make book built it from this commit "
+                         f"({(stamped / '.built-from').read_text().strip()[:12]})")
     if JUPYTER_BOOK is None:
         pytest.fail("jupyter-book is not installed: install the book extra (pip install -e '.[book]')")
     out = tmp_path_factory.mktemp("book")
@@ -91,5 +134,4 @@ def built_book(tmp_path_factory, pytestconfig):
         capture_output=True, text=True, timeout=1800,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    pytestconfig.stash[BUILT_BOOK] = "built the book from scratch (no stamped build of this commit)"
-    return out / "_build" / "html"
+    return out / "_build" / "html", "built the book from scratch (no stamped build of this commit)"

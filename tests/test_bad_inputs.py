@@ -21,13 +21,17 @@ import pytest
 import torch
 
 import toybook
+from toybook import evaluation, measurement
 from toybook.analysis import ablation, patching
+from toybook.claims import check_claims
 from toybook.checkpoint import checkpoint_files
 from toybook.cli import parser
 from toybook.errors import (
-    CheckpointError, ConfigError, InvalidTokensError, ToybookError, UnknownModelError, UnknownTaskError,
+    CheckpointError, ConfigError, InvalidTokensError, TooLargeError, ToybookError, UnknownModelError,
+    UnknownTaskError, WrongModelError,
 )
 from toybook.scale import RayOptions
+from toybook.tasks.max_of_2.hypotheses import READING as MAX_OF_2_READING
 from toybook.training import TrainConfig
 from toybook.verify import verify
 from toybook.zoo import SHIPPED_DIR
@@ -175,6 +179,30 @@ CASES = [
     Case("claims for a name not a string", lambda w: __import__("toybook.claims").claims.claims_for(3), UnknownModelError, "no circuit claims for 3"),
     Case("preset name not a string", lambda w: toybook.get_preset(None), ToybookError, "no training preset None"),
     Case("config for another task", lambda w: toybook.train(LIST_UPDATE, toybook.ModelConfig.for_task(MAX_OF_2, **ARCH), TrainConfig(steps=1)), ConfigError, "model config d_vocab=65 does not match task 'list_update', which needs d_vocab=52"),
+    # requests too large for memory, and devices that are not here
+    Case("generate more than memory holds", lambda w: MAX_OF_2.generate(10**12), TooLargeError, "max_of_2.generate: 1,000,000,000,000 sequences of 3 tokens need 48 TB, more than the"),
+    Case("generate on an unknown device", lambda w: MAX_OF_2.generate(3, device="tpu"), ToybookError, "unknown device 'tpu'; the devices here are cpu"),
+    Case("generate on a GPU that is not here", lambda w: MAX_OF_2.generate(3, device="cuda:99"), ToybookError, "device 'cuda:99' requested but it is not available; the devices here are cpu"),
+    Case("build a model on a device that is not here", lambda w: toybook.build_model(TINY, device="cuda:99"), ToybookError, "device 'cuda:99' requested but it is not available"),
+    Case("load a model onto a device given as a number", lambda w: toybook.load_model("max_of_2", device=0.5), ToybookError, "a device is a name such as 'cpu' or 'cuda', got 0.5"),
+    Case("an exhaustive check in one batch larger than memory", lambda w: evaluation.evaluate_exhaustively(toybook.load_model("list_update"), LIST_UPDATE, batch_size=10**9, method="plain"), TooLargeError, "forward_batches: 18,750,000 sequences of 11 tokens in one batch need"),
+    Case("a training batch larger than memory", lambda w: toybook.train(LIST_UPDATE, TINY, TrainConfig(steps=1, batch_size=10**12), progress=False), TooLargeError, "train: the training batch: 1,000,000,000,000 sequences of 11 tokens in one batch need"),
+    Case("a held-out evaluation larger than memory", lambda w: toybook.train(LIST_UPDATE, TINY, TrainConfig(steps=1, eval_size=10**12), progress=False), TooLargeError, "train: the held-out evaluation (eval_size): 1,000,000,000,000 sequences"),
+    Case("a measurement larger than memory", lambda w: measurement.measure(toybook.load_model("majority"), toybook.get_task("majority"), n=10**12), TooLargeError, "measure: 1,000,000,000,000 sequences of 128 tokens need"),
+    Case("eval --n larger than memory", command("eval", "addition", "--n", "1000000000000"), TooLargeError, "sequences of 18 tokens need"),
+    Case("resampling order larger than memory", lambda w: ablation.resample_order(10**13), TooLargeError, "resample_order: 10,000,000,000,000 rows need"),
+    # a model handed to another task's (or another architecture's) checks
+    Case("claims of another task's model", lambda w: check_claims("list_update", toybook.load_model("max_of_2")), WrongModelError, "check_claims('list_update'): the model (d_vocab=65, d_vocab_out=64, n_ctx=3) was not made for task 'list_update', which needs d_vocab=52, d_vocab_out=50, n_ctx=11; it is a model of task 'max_of_2'"),
+    Case("claims of a seed name, another task's model", lambda w: check_claims("majority_s2", toybook.load_model("max_of_2")), WrongModelError, "was not made for task 'majority'"),
+    Case("claims of a bare model of another task", lambda w: check_claims("max_of_2", toybook.build_model(TINY)), WrongModelError, "was not made for task 'max_of_2', which needs d_vocab=65, d_vocab_out=64, n_ctx=3; it fits task 'list_update'"),
+    Case("claims of another architecture", lambda w: check_claims("addition_1l", toybook.load_model("addition")), WrongModelError, "check_claims('addition_1l'): the model's architecture is not the one these measurements read: n_layers 2 (needs 1)"),
+    Case("claims of an attention-only preset on a model with MLPs", lambda w: check_claims("max_of_2", toybook.build_model(toybook.ModelConfig.for_task(MAX_OF_2, **ARCH, d_mlp=16))), WrongModelError, "MLPs True (needs False)"),
+    Case("claims of something not a model", lambda w: check_claims("max_of_2", "max_of_2"), WrongModelError, "expected a model (a torch.nn.Module such as toybook.load_model returns), got str"),
+    Case("evaluate another task's model", lambda w: toybook.evaluate(toybook.load_model("max_of_2"), LIST_UPDATE, LIST_UPDATE.generate(2)), WrongModelError, "evaluate: the model (d_vocab=65, d_vocab_out=64, n_ctx=3) was not made for task 'list_update'"),
+    Case("evaluate exhaustively another task's model", lambda w: evaluation.evaluate_exhaustively(toybook.load_model("list_update"), MAX_OF_2), WrongModelError, "evaluate_exhaustively: the model (d_vocab=52, d_vocab_out=50, n_ctx=11) was not made for task 'max_of_2'"),
+    Case("measure another task's model", lambda w: measurement.measure(toybook.load_model("max_of_2"), toybook.get_task("majority"), n=10), WrongModelError, "measure: the model (d_vocab=65, d_vocab_out=64, n_ctx=3) was not made for task 'majority'"),
+    Case("measure a model of the task with other parameters", lambda w: measurement.measure(toybook.load_model("addition"), toybook.get_task("addition", n_digits=3), n=10), WrongModelError, "was not made for task 'addition'"),
+    Case("a reading measured on another task's model", lambda w: MAX_OF_2_READING.measure(toybook.load_model("list_update"), MAX_OF_2), WrongModelError, "Hypothesis 'reading': the model (d_vocab=52"),
     # model configs
     Case("normalization BN", config(normalization_type="BN"), ConfigError, "ModelConfig.normalization_type must be one of ('LN', 'LNPre', 'RMS', 'RMSPre', None), got 'BN'"),
     Case("d_model 0", config(d_model=0), ConfigError, "ModelConfig.d_model must be an integer ≥ 1, got 0"),
@@ -218,7 +246,7 @@ CASES = [
     Case("eval --record into the shipped package", command("eval", "max_of_2", "--record"), ToybookError, "--record would rewrite the shipped checkpoint 'max_of_2' inside the installed package"),
     Case("eval a checkpoint of another task", command("eval", "addition", "--checkpoint", "{checkpoint}"), ToybookError, "is a 'max_of_2' model, not 'addition'"),
     Case("eval --all of a task without a finite input space", command("eval", "majority", "--all"), ToybookError, "task 'majority' has no finite input space; use --n instead of --all"),
-    Case("eval on an unknown device", command("eval", "max_of_2", "--device", "tpu"), ToybookError, "unknown device 'tpu'; use cpu or cuda"),
+    Case("eval on an unknown device", command("eval", "max_of_2", "--device", "tpu"), ToybookError, "unknown device 'tpu'; the devices here are"),
     Case("train on CUDA without CUDA", command("train", "max_of_2", "--device", "cuda"), ToybookError, "CUDA is not available here"),
     Case("reproduce names and --all", command("reproduce", "max_of_2", "--all"), ToybookError, "name the shipped models to reproduce, or use --all (not both)"),
     Case("reproduce into the shipped folder", command("reproduce", "max_of_2", "--out", str(SHIPPED_DIR), "--quiet"), ToybookError, "would overwrite the checkpoint being reproduced"),
@@ -333,3 +361,22 @@ def test_off_format_still_checks_the_vocabulary_and_a_model_without_a_task_check
         bare(torch.tensor([[64, 64, 3]]))
     with pytest.raises(ConfigError, match="does not match task 'list_update'"):
         toybook.attach_task(bare, LIST_UPDATE)
+
+
+def test_an_allocator_failure_past_the_estimate_is_named_and_other_errors_pass(monkeypatch):
+    """Memory can run out below the estimate (other processes take it meanwhile): the
+    allocator's error then becomes the same named error; an unrelated RuntimeError does not."""
+    def out_of_memory(self, n, generator):
+        raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 24000 bytes.")
+
+    monkeypatch.setattr(type(MAX_OF_2), "_sample", out_of_memory)
+    with pytest.raises(TooLargeError, match=re.escape("max_of_2.generate: 1,000 sequences did not fit in memory")):
+        MAX_OF_2.generate(1000)
+
+    def broken(self, n, generator):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(type(MAX_OF_2), "_sample", broken)
+    with pytest.raises(RuntimeError, match="shape mismatch") as error:
+        MAX_OF_2.generate(1000)
+    assert not isinstance(error.value, ToybookError)

@@ -9,6 +9,7 @@ import re
 import pytest
 
 import toybook
+from conftest import shipped_claim_results
 from toybook.claims import CLAIMS, check_claims, claims_for
 from toybook.errors import UnknownModelError
 from toybook.zoo import shipped_names
@@ -23,7 +24,7 @@ def test_every_shipped_model_has_claims():
 
 @pytest.fixture(scope="module")
 def results():
-    return {name: check_claims(name, toybook.load_model(name)) for name in CLAIMS}
+    return {name: shipped_claim_results(name) for name in CLAIMS}
 
 
 @pytest.mark.parametrize(

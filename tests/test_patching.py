@@ -152,3 +152,23 @@ def test_resampling_takes_every_row_from_another_row(addition_model):
     _, cache = addition_model.run_with_cache(tokens, names_filter="blocks.0.hook_attn_out")
     resampled = resampled_activation(addition_model, tokens, "blocks.0.hook_attn_out", seed=3)
     assert torch.allclose(resampled, cache["blocks.0.hook_attn_out"][order], atol=1e-6)
+
+
+@pytest.mark.parametrize("name, task, names, blocks", [
+    ("addition", "addition", ["blocks.0.attn.hook_z"], 1),
+    ("addition", "addition", ["blocks.0.hook_mlp_out", "blocks.0.hook_resid_post"], 1),
+    ("addition", "addition", ["blocks.0.attn.hook_z", "blocks.1.hook_resid_pre"], None),
+    ("addition", "addition", ["hook_embed"], None),
+    ("list_update_shortformer", "list_update", ["blocks.0.attn.hook_pattern", "blocks.0.attn.hook_z"], 1),
+    ("max_of_2", "max_of_2", ["blocks.0.attn.hook_v"], None),
+])
+def test_activations_stop_after_the_blocks_they_need_with_the_full_run_s_values(name, task, names, blocks):
+    """A run cut short after the last block the names need gives the full run's values bit
+    for bit (shortformer's permanent hooks included); names outside the blocks run it all."""
+    from toybook.analysis.ablation import activations, blocks_needed
+
+    model, tokens = toybook.load_model(name), toybook.get_task(task).generate(64, seed=4)
+    assert blocks_needed(model, names) == blocks
+    _, full = model.run_with_cache(tokens, names_filter=lambda hook: hook in names)
+    cut = activations(model, tokens, names)
+    assert set(cut) == set(names) and all(torch.equal(cut[hook], full[hook]) for hook in names)

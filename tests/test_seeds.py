@@ -8,7 +8,8 @@ import shutil
 import pytest
 
 import toybook
-from toybook.claims import check_claims, claims_for
+from conftest import shipped_claim_results
+from toybook.claims import claims_for
 from toybook.errors import ToybookError
 from toybook.measurement import describe_record
 from toybook.sweep import parse_seeds, read_sweep, recorded_not_shipped, sweep
@@ -38,8 +39,7 @@ def test_seed_models_ship_and_are_listed():
 
 @pytest.mark.parametrize("name", SEED_MODELS)
 def test_every_seed_model_holds_the_claims_its_chapter_says_hold_for_all_seeds(name):
-    model = toybook.load_model(name)
-    results = {r.claim.name: r for r in check_claims(name, model)}
+    results = {r.claim.name: r for r in shipped_claim_results(name)}
     for claim in hold_for_all(preset_of(name)):
         assert results[claim].holds, str(results[claim])
 
@@ -72,7 +72,7 @@ def test_the_recorded_sweep_matches_the_shipped_seed_models(preset):
             assert toybook.evaluate(checkpoint.model, task, task.inputs()).n_wrong == n_wrong
     first = recorded[0]  # claim values are fractions of inputs, some over ~600 of them (the
     # updated b_k of list update): another CPU's rounding may flip a near-tie or a few
-    fresh = {r.claim.name: r.value for r in check_claims(first.name, toybook.load_model(first.name))}
+    fresh = {r.claim.name: r.value for r in shipped_claim_results(first.name)}
     assert fresh == pytest.approx({name: c["value"] for name, c in first.claims.items()}, abs=0.01)
 
 

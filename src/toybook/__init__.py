@@ -23,9 +23,11 @@ from toybook.errors import (
     CheckpointError,
     ConfigError,
     InvalidTokensError,
+    TooLargeError,
     ToybookError,
     UnknownModelError,
     UnknownTaskError,
+    WrongModelError,
 )
 
 _LAZY = {
@@ -63,8 +65,8 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Checkpoint", "CheckpointError", "ConfigError", "EvalResult", "InvalidTokensError", "ModelConfig",
-    "PRESETS", "Preset", "Task", "ToybookError", "TrainConfig", "TrainResult",
-    "UnknownModelError", "UnknownTaskError", "__version__", "attach_task", "build_model", "evaluate",
-    "get_preset", "get_task", "list_models", "list_tasks", "load_checkpoint", "load_model",
-    "load_shipped", "off_format", "save_checkpoint", "train",
+    "PRESETS", "Preset", "Task", "TooLargeError", "ToybookError", "TrainConfig", "TrainResult",
+    "UnknownModelError", "UnknownTaskError", "WrongModelError", "__version__", "attach_task",
+    "build_model", "evaluate", "get_preset", "get_task", "list_models", "list_tasks",
+    "load_checkpoint", "load_model", "load_shipped", "off_format", "save_checkpoint", "train",
 ]

@@ -98,11 +98,16 @@ def claims_for(name: str) -> tuple[Claim, ...]:
 def check_claims(name: str, model: nn.Module) -> list[ClaimResult]:
     """Measure every claim of ``name`` on ``model`` (no gradients), on the CPU: a model on
     another device is measured as a CPU copy (the claims build their inputs on the CPU)."""
-    from toybook.model import cpu_copy
+    from toybook.model import check_model_fits, cpu_copy
+    from toybook.presets import PRESETS
 
+    claims = claims_for(name)
+    preset = PRESETS.get(re.sub(r"_s\d+$", "", name))
+    if preset is not None:
+        check_model_fits(f"check_claims({name!r})", model, preset.task, preset.model)
     model = cpu_copy(model)
     with torch.no_grad():
-        return [ClaimResult(claim, float(claim.measure(model))) for claim in claims_for(name)]
+        return [ClaimResult(claim, float(claim.measure(model))) for claim in claims]
 
 
 __all__ = ["CLAIMS", "Claim", "ClaimResult", "accuracy", "check_claims", "claims_for", "has_claims"]

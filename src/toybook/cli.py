@@ -17,6 +17,7 @@ from pathlib import Path
 from toybook._version import __version__
 from toybook.errors import ToybookError
 from toybook.measurement import DEFAULT_N, SMALL_INPUT_SPACE
+from toybook.resources import check_device
 
 EXAMPLES = """examples:
   toybook list                                  tasks, presets, shipped models
@@ -204,18 +205,6 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return value
-
-
-def check_device(device: str) -> str:
-    import torch
-
-    try:
-        torch.device(device)
-    except RuntimeError:
-        raise ToybookError(f"unknown device {device!r}; use cpu or cuda") from None
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ToybookError(f"device {device!r} requested but CUDA is not available here")
-    return device
 
 
 def cmd_list(args: argparse.Namespace) -> int:

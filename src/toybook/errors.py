@@ -36,3 +36,12 @@ class CheckpointError(ToybookError):
 
 class ConfigError(ToybookError):
     """A model or training configuration value of the wrong type or out of range."""
+
+
+class TooLargeError(ToybookError):
+    """A request (sequences, inputs, a batch) too large for the memory there is."""
+
+
+class WrongModelError(ToybookError):
+    """A model handed to the checks, claims or measurements of a task or preset it does not
+    fit."""

@@ -14,8 +14,11 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from toybook.analysis.ablation import activations
 from toybook.config_checks import check_integer
 from toybook.errors import ToybookError
+from toybook.model import check_model_fits
+from toybook.resources import check_batch_fits
 from toybook.shared_prefix import answer_logits_by_prefix, supports_shared_prefix
 from toybook.tasks import Task
 from toybook.tasks.base import answer_losses
@@ -52,6 +55,7 @@ def forward_batches(
         n = len(inputs) if n is None else n
         batch_size = batch_size or batch_rows(inputs.shape[-1])
     device = next(model.parameters()).device
+    check_batch_fits("forward_batches", model, min(batch_size, n), device)
     for start in tqdm(range(0, n, batch_size), desc=desc, disable=not progress):
         stop = min(start + batch_size, n)
         tokens = inputs(start, stop) if callable(inputs) else inputs[start:stop]
@@ -74,10 +78,8 @@ def batched_cache(
     """``run_with_cache`` in batches, keeping only the hooks ``names``: ``{name: [N, ...]}``,
     and of each only ``positions`` (dimension 1, in that order) where given. Peak memory is
     one batch's forward pass plus what is kept."""
-    wanted = set(names)
-
     def cached(batch: Tensor) -> Any:
-        cache = model.run_with_cache(batch, names_filter=lambda name: name in wanted)[1]
+        cache = activations(model, batch, names)
         return cache if positions is None else {name: cache[name][:, positions] for name in names}
 
     parts: dict[str, list[Tensor]] = {name: [] for name in names}
@@ -113,6 +115,7 @@ def evaluate(
 ) -> EvalResult:
     """Run ``model`` on ``tokens [N, T]`` in batches and compare with the task's targets."""
     check_integer("evaluate", "batch_size", batch_size, minimum=1, optional=True)
+    check_model_fits("evaluate", model, task)
     task.validate(tokens)
     wrong_rows, loss_sum = 0, 0.0
     wrong_per_pos = torch.zeros(task.n_answers, dtype=torch.long)
@@ -182,6 +185,7 @@ def evaluate_exhaustively(
     The first ``list_wrong`` wrong answers are listed one by one (``wrong``).
     """
     stop = task.check_rank_range(start, stop)
+    check_model_fits("evaluate_exhaustively", model, task)
     check_integer("evaluate_exhaustively", "batch_size", batch_size, minimum=1, optional=True)
     check_integer("evaluate_exhaustively", "list_wrong", list_wrong, minimum=0)
     if method not in ("auto", "plain"):

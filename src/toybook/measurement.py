@@ -68,8 +68,13 @@ def measure(
     """The task's measurement on ``model``: every input where ``exhaustive`` or where the
     task has at most :data:`SMALL_INPUT_SPACE` inputs; otherwise ``n`` seeded inputs
     (default :data:`DEFAULT_N`) measured the chapter's way."""
-    if n is not None and n < 1:
-        raise ToybookError(f"a measurement needs at least one input, got n={n}")
+    from toybook.model import check_model_fits
+
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ToybookError(f"a measurement needs at least one input, got n={n!r}")
+    check_model_fits("measure", model, task)
+    if n is not None:
+        task.check_request("measure", n)
     if exhaustive and task.n_inputs is None:
         raise ToybookError(f"task {task.name!r} has no finite input space; use --n instead of --all")
     started = time.perf_counter()

@@ -29,7 +29,8 @@ from torch import Tensor
 from transformer_lens.model_bridge import TransformerBridge
 
 from toybook.configs import ACTIVATIONS, ModelConfig  # noqa: F401  (re-exported)
-from toybook.errors import ConfigError, InvalidTokensError
+from toybook.errors import ConfigError, InvalidTokensError, WrongModelError
+from toybook.resources import check_device
 from toybook.tasks.base import check_token_tensor
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def build_model(
     config: ModelConfig, seed: int = 0, device: str | torch.device = "cpu"
 ) -> TransformerBridge:
     """A freshly initialised model; the same seed gives the same weights."""
+    check_device(device)
     model = TransformerBridge.boot_native(config.bridge_config(seed), device=device)
     if not config.use_biases:
         with torch.no_grad():
@@ -140,6 +142,64 @@ def check_compatible(task: Task, config: ModelConfig) -> None:
                 f"model config {name}={getattr(config, name)} does not match task "
                 f"{task.name!r}, which needs {name}={value}"
             )
+
+
+def _shape(model: torch.nn.Module) -> dict[str, Any] | None:
+    """The token-format side of a model's config (vocabularies and context), from its
+    toybook config or its TransformerLens ``cfg``; ``None`` for a module with neither."""
+    config = getattr(model, "toybook_config", None) or getattr(model, "cfg", None)
+    if config is None:
+        return None
+    return {name: getattr(config, name, None) for name in ("d_vocab", "d_vocab_out", "n_ctx")}
+
+
+def check_model_fits(owner: str, model: Any, task: Task, config: ModelConfig | None = None) -> None:
+    """Refuse, by name, a model that was not made for ``task`` (another task's vocabulary or
+    context, or another task attached), or, where ``config`` is given, whose architecture
+    (layers, heads, whether it has MLPs) differs from it, so that hooks the caller reads exist.
+    Positions may differ (a shortformer model has the same hooks). The message says which
+    task the model does fit."""
+    from toybook.tasks import get_task, list_tasks
+
+    if not isinstance(model, torch.nn.Module):
+        raise WrongModelError(f"{owner}: expected a model (a torch.nn.Module such as "
+                              f"toybook.load_model returns), got {type(model).__name__}")
+    attached, shape = getattr(model, "toybook_task", None), _shape(model)
+    needed = needed_of(task)
+    other_task = attached is not None and (attached.name, attached.slots) != (task.name, task.slots)
+    if (shape is not None and shape != needed) or other_task:
+        if attached is not None:
+            fits = f"it is a model of task {attached.name!r}"
+        else:
+            names = [name for name in list_tasks() if needed_of(get_task(name)) == shape]
+            fits = (f"it fits task {' or '.join(map(repr, names))}" if names
+                    else "it fits no registered task")
+        got = ", ".join(f"{key}={value}" for key, value in (shape or {}).items())
+        raise WrongModelError(
+            f"{owner}: the model ({got}) was not made for task {task.name!r}, which needs "
+            f"{', '.join(f'{key}={value}' for key, value in needed.items())}; {fits}"
+        )
+    made = getattr(model, "toybook_config", None)
+    if config is not None and made is not None:
+        differ = {key: (value(made), value(config)) for key, value in _ARCHITECTURE.items()
+                  if value(made) != value(config)}
+        if differ:
+            raise WrongModelError(
+                f"{owner}: the model's architecture is not the one these measurements read: "
+                + ", ".join(f"{key} {got!r} (needs {want!r})" for key, (got, want) in differ.items())
+            )
+
+
+_ARCHITECTURE = {  # what decides which hooks and weights a measurement can read
+    "n_layers": lambda config: config.n_layers,
+    "n_heads": lambda config: config.n_heads,
+    "MLPs": lambda config: config.d_mlp is not None,
+}
+
+
+def needed_of(task: Task) -> dict[str, int]:
+    """The vocabularies and context a model of ``task`` has."""
+    return {"d_vocab": task.d_vocab, "d_vocab_out": task.d_vocab_out, "n_ctx": task.n_ctx}
 
 
 def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:

@@ -31,6 +31,7 @@ from toybook.errors import ToybookError
 from toybook.model import (
     ModelConfig, attach_task, build_model, check_compatible, trainable_parameters,
 )
+from toybook.resources import check_batch_fits
 from toybook.tasks import Task
 
 
@@ -73,6 +74,9 @@ def train(
         raise ToybookError(
             f"task {task.name!r} samples fresh batches: TrainConfig.batch_size must be set"
         )
+    rows = len(fixed_train) if fixed_train is not None else cfg.batch_size
+    check_batch_fits("train: the training batch", model, rows, device, factor=3)
+    check_batch_fits("train: the held-out evaluation (eval_size)", model, cfg.eval_size, device)
     if fixed_train is not None:
         fixed_train = fixed_train.to(device)
     eval_tokens = task.eval_data(cfg.eval_size).to(device)

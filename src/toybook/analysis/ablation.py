@@ -15,14 +15,40 @@ Shapes: B batch, T ``n_ctx``, D the activation's trailing dimensions.
 
 from __future__ import annotations
 
+import re
 from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
 from toybook.errors import ToybookError
+from toybook.resources import INT64_BYTES, check_fits
 
 Replacement = str | Tensor
+
+
+def blocks_needed(model: torch.nn.Module, names: Sequence[str]) -> int | None:
+    """How many blocks a run must go through to produce every activation in ``names``
+    (``blocks.N.…`` needs ``N + 1``), or ``None`` where that is all of them, or where a name
+    lies outside the blocks (the embeddings, the final norm, the unembedding)."""
+    layers = [re.match(r"blocks\.(\d+)\.", name) for name in names]
+    if not layers or None in layers:
+        return None
+    needed = max(int(match.group(1)) for match in layers) + 1
+    return needed if needed < model.cfg.n_layers else None
+
+
+@torch.no_grad()
+def activations(model: torch.nn.Module, tokens: Tensor, names: Sequence[str]) -> dict[str, Tensor]:
+    """``{name: [B, T, ...]}``: the activations ``names`` of one run of ``model`` on
+    ``tokens``. The run stops after the last block that ``names`` need (the same values as a
+    full run, bit for bit: later blocks cannot change earlier ones), so reading layer 0 of a
+    two-layer model costs about half a forward pass."""
+    require_hooks(model, names)
+    wanted = set(names)
+    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in wanted,
+                                    stop_at_layer=blocks_needed(model, names))
+    return {name: cache[name] for name in wanted}
 
 
 @torch.no_grad()
@@ -35,9 +61,7 @@ def mean_activation(
     ablation); ``dims=(0, 1)`` also over positions, which is what mean-ablating an
     activation that never varies across the batch (``hook_pos_embed``) needs.
     """
-    require_hooks(model, [hook_name])
-    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name == hook_name)
-    activation = cache[hook_name]
+    activation = activations(model, tokens, [hook_name])[hook_name]
     if not all(not isinstance(d, bool) and isinstance(d, int) and -activation.ndim <= d < activation.ndim for d in dims):
         raise ToybookError(f"dims {tuple(dims)} do not fit {hook_name!r}, which has "
                            f"{activation.ndim} dimensions {list(activation.shape)}; dims=(0,) "
@@ -54,9 +78,7 @@ def resampled_activation(
     keeps its own, as the order is one random cycle through all rows)."""
     require_hooks(model, [hook_name])
     order = resample_order(len(tokens), seed)
-    _, cache = model.run_with_cache(tokens[order.to(tokens.device)],
-                                    names_filter=lambda name: name == hook_name)
-    return cache[hook_name]
+    return activations(model, tokens[order.to(tokens.device)], [hook_name])[hook_name]
 
 
 def resample_order(n: int, seed: int = 0) -> Tensor:
@@ -64,6 +86,7 @@ def resample_order(n: int, seed: int = 0) -> Tensor:
     from ``order[i]``): one seeded random cycle through all rows, so no row gets its own."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ToybookError(f"resampling needs at least 2 inputs to take activations from, got {n!r}")
+    check_fits("resample_order", n, "rows", 3 * INT64_BYTES)
     cycle = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     order = torch.empty_like(cycle)
     order[cycle] = cycle.roll(-1)

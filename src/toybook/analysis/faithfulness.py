@@ -43,6 +43,7 @@ from torch import Tensor
 from toybook.analysis.patching import Patch, run_with_patches, source_cache
 from toybook.config_checks import check_integer
 from toybook.errors import ToybookError
+from toybook.model import check_model_fits
 from toybook.tasks.base import Task
 
 Computed = Callable[[Tensor], Tensor]  # tokens [B, T] -> the activation [B, T, ...] a hypothesis states
@@ -215,6 +216,7 @@ class Hypothesis:
         """The fraction of loss recovered on ``tokens`` (by default :func:`held_out_inputs`
         of ``n_inputs``), means and resampling from ``reference``; per group of answers too
         where ``groups`` (a function of the tokens, see :func:`loss_recovered`) is given."""
+        check_model_fits(f"Hypothesis {self.name!r}", model, task)
         if tokens is None or reference is None:
             tokens, reference = held_out_inputs(task, self.n_inputs)
         computed = self.stated(model, reference) if self.stated else None

@@ -28,7 +28,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from toybook.analysis.ablation import overwrite_hook, require_hooks
+from toybook.analysis.ablation import activations, overwrite_hook, require_hooks
 from toybook.errors import ToybookError
 
 Metric = Callable[[Tensor], Tensor]  # logits [B, T, V] -> [M]
@@ -60,9 +60,7 @@ class Patch:
 def source_cache(model: torch.nn.Module, source: Tensor, patches: Sequence[Patch]):
     """The activations ``patches`` copy, from one run of ``model`` on ``source``: pass it to
     :func:`run_with_patches` as ``cache`` to patch many times from one source run."""
-    names = {patch.hook for patch in patches}
-    require_hooks(model, sorted(names))
-    _, cache = model.run_with_cache(source, names_filter=lambda name: name in names)
+    cache = activations(model, source, sorted({patch.hook for patch in patches}))
     for patch in patches:
         _check_fits(patch, cache[patch.hook].shape)
     return cache

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from toybook._lazy import lazy
 from toybook.errors import InvalidTokensError, ToybookError
+from toybook.resources import INT64_BYTES, check_device, check_fits, refuse_out_of_memory
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -122,7 +123,19 @@ class Task(ABC):
             raise ToybookError(
                 f"{self.name}.generate: seed must be an integer ≥ 0 or a torch.Generator, got {seed!r}"
             )
-        return self._sample(n, make_generator(seed)).to(device)
+        check_device(device)
+        self.check_request(f"{self.name}.generate", n, device)
+        with refuse_out_of_memory(f"{self.name}.generate", f"{n:,} sequences"):
+            return self._sample(n, make_generator(seed)).to(device)
+
+    def check_request(self, owner: str, n: int, device: str | torch.device = "cpu") -> None:
+        """Refuse (:class:`~toybook.errors.TooLargeError`) ``n`` sequences that cannot fit in
+        memory: made on the CPU (with their intermediates, about twice the result), then
+        moved to ``device``."""
+        each = 2 * self.n_ctx * INT64_BYTES
+        check_fits(owner, n, f"sequences of {self.n_ctx} tokens", each, "cpu")
+        if torch.device(device).type != "cpu":
+            check_fits(owner, n, f"sequences of {self.n_ctx} tokens", each // 2, device)
 
     def train_batch(self, n: int, generator: torch.Generator) -> Tensor:
         """One training batch. Tasks with a special training distribution override this."""

@@ -101,6 +101,7 @@ class ListUpdateTask(Task):
         whole space is ``inputs(0, n_inputs)``.
         """
         stop = self.check_rank_range(start, stop)
+        self.check_request(f"{self.name}.inputs", stop - start)
         rank = torch.arange(start, stop, dtype=torch.long)
         digits = []
         for radix in (N_VALUES, LIST_LEN, N_VALUES, N_VALUES, N_VALUES):
