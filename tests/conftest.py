@@ -22,8 +22,8 @@ def record_reproducibility(request, name, level):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """The notes tests left in their reports' ``user_properties`` (which pytest-xdist's
-    workers send back with each report): how the book was had, what reproduced how."""
+    """The notes tests left in their reports' ``user_properties`` (which also reach this
+    summary from pytest-xdist's workers): how the book was had, what reproduced how."""
     notes = {}
     for reports in terminalreporter.stats.values():
         for report in reports:
@@ -35,20 +35,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             terminalreporter.section(section)
             for line in notes[section]:
                 terminalreporter.line(line)
-
-
-# tests that share a session or module fixture too costly to make twice (a book build, a
-# Ray cluster, a retraining, every shipped model's claims) run on one pytest-xdist worker
-# under ``--dist loadgroup``
-SHARED = ("built_book", "local_ray", "reproduced_max_of_2", "results")
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        group = next((name for name in SHARED if name in getattr(item, "fixturenames", ())), None)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}.{group}"
-                                                    if group == "results" else group))
 
 
 @pytest.fixture(autouse=True)
@@ -64,8 +50,8 @@ def max_of_2_checkpoint():
 
 def shipped_claim_results(name):
     """``check_claims(name, load_model(name))`` for a shipped model: measured once per test
-    run (per worker), keyed on the checkpoint's weights SHA-256, and shared by every test that
-    asserts on it (the claims of every shipped model take minutes in all)."""
+    run, keyed on the checkpoint's weights SHA-256, and shared by every test that asserts on
+    it (the claims of every shipped model take minutes in all)."""
     return _claim_results(name, toybook.load_shipped(name).metadata["weights"]["sha256"])
 
 

@@ -119,7 +119,11 @@ def attention_heads(
 
     Each head appears as a thumbnail; clicking one enlarges it, hovering shows the weights.
     """
-    patterns = torch.as_tensor(patterns, dtype=torch.float32).detach().cpu()
+    try:
+        patterns = torch.as_tensor(patterns, dtype=torch.float32).detach().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        raise ToybookError(f"patterns must be attention weights [heads, n, n] (a tensor, e.g. "
+                           f"cache['blocks.0.attn.hook_pattern'][0]), got {type(patterns).__name__}") from None
     if patterns.ndim != 3 or patterns.shape[1] != patterns.shape[2]:
         raise ToybookError(f"patterns must have shape [heads, n, n], got {list(patterns.shape)}")
     if len(tokens) != patterns.shape[-1]:
