@@ -63,7 +63,7 @@ def main() -> int:
                 cwd=clone, capture_output=True, text=True,
                 env={**os.environ, "PYTHONPATH": str(clone / "src")},
             )
-            caught = re.findall(r"^(?:FAILED|ERROR) (\S+)", result.stdout, flags=re.M)
+            caught = re.findall(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", result.stdout, flags=re.M)
             seconds = time.perf_counter() - started
             if result.returncode == 0:
                 unnoticed.append(name)
