@@ -56,7 +56,9 @@ def main() -> int:
         counts = next((line.strip("= ") for line in reversed(tail) if " passed" in line), "")
         print(f"make {target:<10} {code:>4} {seconds / 60:>7.1f} min {peak:>9.2f} GB  {counts}",
               flush=True)
-        print("\n".join(f"  {line}" for line in tail if "reused" in line or "built the book" in line))
+        for line in tail:
+            if "reused" in line or "built the book" in line:
+                print(f"  {line}")
     print(f"logs: {work}" if args.keep else "")
     if not args.keep:
         subprocess.run(["rm", "-rf", str(work)])

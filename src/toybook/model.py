@@ -133,10 +133,17 @@ def _input_check(model: TransformerBridge, config: ModelConfig):
     return check
 
 
+TOKEN_FORMAT = ("d_vocab", "d_vocab_out", "n_ctx")  # what ties a model to a task's tokens
+
+
+def token_format(task: Task) -> dict[str, int]:
+    """The vocabularies and context a model of ``task`` has."""
+    return {name: getattr(task, name) for name in TOKEN_FORMAT}
+
+
 def check_compatible(task: Task, config: ModelConfig) -> None:
     """The model's vocabulary and context must fit the task's token format."""
-    expected = {"d_vocab": task.d_vocab, "d_vocab_out": task.d_vocab_out, "n_ctx": task.n_ctx}
-    for name, value in expected.items():
+    for name, value in token_format(task).items():
         if getattr(config, name) != value:
             raise ConfigError(
                 f"model config {name}={getattr(config, name)} does not match task "
@@ -150,7 +157,7 @@ def _shape(model: torch.nn.Module) -> dict[str, Any] | None:
     config = getattr(model, "toybook_config", None) or getattr(model, "cfg", None)
     if config is None:
         return None
-    return {name: getattr(config, name, None) for name in ("d_vocab", "d_vocab_out", "n_ctx")}
+    return {name: getattr(config, name, None) for name in TOKEN_FORMAT}
 
 
 def check_model_fits(owner: str, model: Any, task: Task, config: ModelConfig | None = None) -> None:
@@ -165,13 +172,13 @@ def check_model_fits(owner: str, model: Any, task: Task, config: ModelConfig | N
         raise WrongModelError(f"{owner}: expected a model (a torch.nn.Module such as "
                               f"toybook.load_model returns), got {type(model).__name__}")
     attached, shape = getattr(model, "toybook_task", None), _shape(model)
-    needed = needed_of(task)
+    needed = token_format(task)
     other_task = attached is not None and (attached.name, attached.slots) != (task.name, task.slots)
     if (shape is not None and shape != needed) or other_task:
         if attached is not None:
             fits = f"it is a model of task {attached.name!r}"
         else:
-            names = [name for name in list_tasks() if needed_of(get_task(name)) == shape]
+            names = [name for name in list_tasks() if token_format(get_task(name)) == shape]
             fits = (f"it fits task {' or '.join(map(repr, names))}" if names
                     else "it fits no registered task")
         got = ", ".join(f"{key}={value}" for key, value in (shape or {}).items())
@@ -195,11 +202,6 @@ _ARCHITECTURE = {  # what decides which hooks and weights a measurement can read
     "n_heads": lambda config: config.n_heads,
     "MLPs": lambda config: config.d_mlp is not None,
 }
-
-
-def needed_of(task: Task) -> dict[str, int]:
-    """The vocabularies and context a model of ``task`` has."""
-    return {"d_vocab": task.d_vocab, "d_vocab_out": task.d_vocab_out, "n_ctx": task.n_ctx}
 
 
 def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:

@@ -43,9 +43,7 @@ def check_device(device: Any) -> Any:
         raise ToybookError(f"unknown device {device!r}; {allowed}") from None
     if parsed.type == "cpu":
         return device
-    if parsed.type != "cuda" or not torch.cuda.is_available():
-        raise ToybookError(f"device {str(device)!r} requested but it is not available; {allowed}")
-    if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+    if parsed.type != "cuda" or f"cuda:{parsed.index or 0}" not in here:
         raise ToybookError(f"device {str(device)!r} requested but it is not available; {allowed}")
     return device
 
