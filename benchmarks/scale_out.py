@@ -23,7 +23,7 @@ import torch
 
 import toybook
 from toybook.evaluation import evaluate_exhaustively
-from toybook.presets import get_preset
+from toybook.registry import get_preset
 from toybook.scale import RayOptions, ray_session
 from toybook.verify import verify
 

@@ -12,7 +12,7 @@ import time
 import torch
 
 from toybook.model import build_model, count_parameters, trainable_parameters
-from toybook.presets import PRESETS
+from toybook.registry import presets
 
 
 def measure(preset, steps: int, warmup: int = 3) -> tuple[float, int, int]:
@@ -42,7 +42,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, {args.steps} timed steps each")
     print(f"{'preset':<12} {'params':>10} {'batch':>6} {'ms/step':>9} {'tokens/s':>10} {'preset steps':>13} {'est. train':>11}")
-    for name, preset in PRESETS.items():
+    for name, preset in presets().items():
         seconds, tokens, params = measure(preset, args.steps)
         batch = preset.train.batch_size or len(preset.task.train_data())
         print(

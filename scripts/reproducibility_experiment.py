@@ -38,7 +38,7 @@ CHILD = """
 import dataclasses, hashlib, json, sys
 import torch
 from toybook.environment import current_environment
-from toybook.presets import get_preset
+from toybook.registry import get_preset
 from toybook.training import train
 name, steps, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads)

@@ -10,7 +10,10 @@ import pytest
 
 import toybook
 from conftest import shipped_claim_results
-from toybook.claims import CLAIMS, check_claims, claims_for
+from toybook.claims import check_claims, claims_for
+from toybook.registry import claims
+
+CLAIMS = list(claims())
 from toybook.errors import UnknownModelError
 from toybook.zoo import shipped_names
 

@@ -12,14 +12,22 @@ import pytest
 import torch
 
 import toybook
-from toybook.tasks.majority.analysis import (
-    ATTN_OUT, batched_logits, linear_fit_r2, logit_contributions, logits_from_neurons,
-    majority_accuracy, mlp_readout, neuron_ablation_curve, neuron_ablation_table,
-    patch_attention_output, permuted_prefixes, running_histogram, tie_contributions,
-    value_neurons, with_uniform_attention, inhibition_asymmetry, inhibition_weights, linear_vote,
-    mirrored_inhibition, mistaken_sequences, with_inhibition_edit, neurons_at, positions_by_tie_size,
-    scaled_neuron_answers, tie_size, balanced_with_rare, mean_ablated_answers, mean_activations,
-    minority_neurons, random_neurons, ranked_neurons, recorded_mistakes, what_answers_name,
+from toybook.analysis.interventions import with_uniform_attention
+from toybook.analysis.probes import linear_fit_r2
+from toybook.evaluation import batched_logits
+from toybook.tasks.majority.attention import (
+    ATTN_OUT, logit_contributions, patch_attention_output, permuted_prefixes, running_histogram,
+    tie_contributions,
+)
+from toybook.tasks.majority.mistakes import (
+    balanced_with_rare, majority_accuracy, mistaken_sequences, positions_by_tie_size,
+    recorded_mistakes, tie_size, what_answers_name,
+)
+from toybook.tasks.majority.neurons import (
+    inhibition_asymmetry, inhibition_weights, linear_vote, logits_from_neurons,
+    mean_ablated_answers, mean_activations, minority_neurons, mirrored_inhibition, mlp_readout,
+    neuron_ablation_curve, neuron_ablation_table, neurons_at, random_neurons, ranked_neurons,
+    scaled_neuron_answers, value_neurons, with_inhibition_edit,
 )
 from toybook.claims import claims_for
 from toybook.evaluation import fresh_inputs
@@ -159,7 +167,7 @@ def test_the_readout_reproduces_the_model(model, held_out):
 def test_the_readout_table_matches_a_hooked_forward_pass(model, probe, held_out):
     """The shortcut (neurons edited after the fact) against the model run with the edit."""
     from toybook.analysis.ablation import overwrite_hook
-    from toybook.tasks.majority.analysis import NEURONS
+    from toybook.tasks.majority.neurons import NEURONS
 
     neurons = value_neurons(model, TASK, probe, k=5)
     tokens = held_out[:100]

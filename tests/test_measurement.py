@@ -8,7 +8,7 @@ import torch
 
 import toybook
 from toybook.tasks.addition.analysis import addition_accuracy
-from toybook.tasks.majority.analysis import majority_accuracy
+from toybook.tasks.majority.mistakes import majority_accuracy
 from toybook.checkpoint import read_sidecar
 from toybook.cli import main
 from toybook.errors import ToybookError

@@ -165,7 +165,7 @@ def test_resampling_takes_every_row_from_another_row(addition_model):
 def test_activations_stop_after_the_blocks_they_need_with_the_full_run_s_values(name, task, names, blocks):
     """A run cut short after the last block the names need gives the full run's values bit
     for bit (shortformer's permanent hooks included); names outside the blocks run it all."""
-    from toybook.analysis.ablation import activations, blocks_needed
+    from toybook.evaluation import activations, blocks_needed
 
     model, tokens = toybook.load_model(name), toybook.get_task(task).generate(64, seed=4)
     assert blocks_needed(model, names) == blocks

@@ -34,8 +34,9 @@ _LAZY = {
     "toybook.checkpoint": ("Checkpoint", "load_checkpoint", "save_checkpoint"),
     "toybook.evaluation": ("EvalResult", "evaluate"),
     "toybook.model": ("ModelConfig", "attach_task", "build_model", "off_format"),
-    "toybook.presets": ("PRESETS", "Preset", "get_preset"),
-    "toybook.tasks": ("Task", "get_task", "list_tasks"),
+    "toybook.configs": ("Preset",),
+    "toybook.registry": ("get_preset", "get_task", "list_tasks"),
+    "toybook.task": ("Task",),
     "toybook.training": ("TrainConfig", "TrainResult", "train"),
     "toybook.zoo": ("list_models", "load_model", "load_shipped"),
 }
@@ -45,8 +46,9 @@ if TYPE_CHECKING:
     from toybook.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
     from toybook.evaluation import EvalResult, evaluate
     from toybook.model import ModelConfig, attach_task, build_model, off_format
-    from toybook.presets import PRESETS, Preset, get_preset
-    from toybook.tasks import Task, get_task, list_tasks
+    from toybook.configs import Preset
+    from toybook.registry import get_preset, get_task, list_tasks
+    from toybook.task import Task
     from toybook.training import TrainConfig, TrainResult, train
     from toybook.zoo import list_models, load_model, load_shipped
 
@@ -65,7 +67,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Checkpoint", "CheckpointError", "ConfigError", "EvalResult", "InvalidTokensError", "ModelConfig",
-    "PRESETS", "Preset", "Task", "TooLargeError", "ToybookError", "TrainConfig", "TrainResult",
+    "Preset", "Task", "TooLargeError", "ToybookError", "TrainConfig", "TrainResult",
     "UnknownModelError", "UnknownTaskError", "WrongModelError", "__version__", "attach_task",
     "build_model", "evaluate", "get_preset", "get_task", "list_models", "list_tasks",
     "load_checkpoint", "load_model", "load_shipped", "off_format", "save_checkpoint", "train",

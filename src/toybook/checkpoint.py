@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 from toybook._version import __version__
 from toybook.configs import ModelConfig
 from toybook.errors import CheckpointError, ToybookError
-from toybook.tasks import Task, get_task
+from toybook.registry import get_task
+from toybook.task import Task
 
 if TYPE_CHECKING:
     import torch

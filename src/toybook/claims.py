@@ -14,20 +14,32 @@ cannot be expected, to show that the retrained model works the same way. Claims 
 
 Thresholds are the tests' thresholds: loose enough for sampling noise, tight enough to
 fail a model that works differently. Each claim takes seconds on a CPU.
+
+Each task folder's ``claims`` module is a table: a tuple of :class:`Claim` per preset, whose
+``measure`` is a named function of the model with its other arguments bound
+(``partial(uniformity, inputs=PROBE)``), on seeded :class:`Inputs`. A variant's claims are
+its base preset's with some restated by name (:func:`restated`); measurements that several
+claims share are computed once per model (:func:`per_model`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from dataclasses import dataclass
-from functools import cache
-from types import MappingProxyType
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import torch
 from torch import nn
 
-from toybook.errors import UnknownModelError
+from toybook import registry
+from toybook.errors import ToybookError, UnknownModelError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from toybook.task import Task
 
 
 @dataclass(frozen=True)
@@ -57,57 +69,100 @@ class ClaimResult:
                 f"{self.value:.4g} in {bounds:<14} {self.claim.text}")
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """A seeded sample of a task's inputs: the claims choose components on one sample and
+    test them on another."""
+
+    n: int
+    seed: int
+
+    def of(self, task: Task) -> Tensor:
+        """The sample, ``[n, T]``: ``task.generate(n, seed)``, the same on every call."""
+        return task.generate(self.n, seed=self.seed)
+
+
+_SHARED: list[dict[Any, Any]] = []  # the caches of per_model, emptied by check_claims
+
+
+def per_model(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function(model, *args)``, computed once per arguments for the last model it was
+    called with: several claims read one expensive measurement (a ranking of neurons, a
+    table of ablations). :func:`check_claims` forgets them before and after each model, so a
+    model changed in place between two checks is measured afresh."""
+    last: dict[Any, Any] = {}
+    _SHARED.append(last)
+
+    @functools.wraps(function)
+    def once(model: nn.Module, *args: Any) -> Any:
+        if last.get("model") is not model:
+            last.clear()
+            last["model"] = model
+        if args not in last:
+            last[args] = function(model, *args)
+        return last[args]
+
+    return once
+
+
+def restated(claims: tuple[Claim, ...], changes: Mapping[str, Mapping[str, Any]]) -> tuple[Claim, ...]:
+    """``claims`` with the named ones changed (``{"l1_copies_l0_value": {"all_seeds": False}}``):
+    a variant's claims. A name or field that is not there is an error, not a silent no-op."""
+    names = [claim.name for claim in claims]
+    unknown = [name for name in changes if name not in names]
+    if unknown:
+        raise ToybookError(f"no claim named {', '.join(map(repr, unknown))} to restate; "
+                           f"the claims are: {', '.join(names)}")
+    fields = {field.name for field in dataclasses.fields(Claim)}
+    for name, change in changes.items():
+        if set(change) - fields:
+            raise ToybookError(f"claim {name!r}: no field {', '.join(sorted(set(change) - fields))}"
+                               f"; a claim's fields are: {', '.join(sorted(fields))}")
+    return tuple(dataclasses.replace(claim, **changes.get(claim.name, {})) for claim in claims)
+
+
 def accuracy(task, logits, tokens) -> float:
     """Exact-match accuracy of ``logits`` on ``tokens``, as a float."""
     return task.correct(logits, tokens).double().mean().item()
 
 
-@cache
-def _claims() -> MappingProxyType[str, Callable[[], tuple[Claim, ...]]]:
-    """Preset name → the factory of its claims, from every task folder's ``claims.CLAIMS``."""
-    from toybook.tasks import task_parts
-
-    return MappingProxyType({name: factory for module in task_parts("claims")
-                             for name, factory in module.CLAIMS.items()})
-
-
-def __getattr__(name: str) -> Any:
-    if name == "CLAIMS":
-        return _claims()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def has_claims(name: str) -> bool:
     """Whether models named ``name`` (a preset or its seed, ``NAME_sN``) are held to claims."""
-    return isinstance(name, str) and re.sub(r"_s\d+$", "", name) in _claims()
+    return isinstance(name, str) and re.sub(r"_s\d+$", "", name) in registry.claims()
 
 
 def claims_for(name: str) -> tuple[Claim, ...]:
     """The claims a model of shipped name ``name`` is held to; a seed model (``NAME_s3``,
     see :mod:`toybook.sweep`) is held to its preset's."""
-    claims = _claims()
+    claims = registry.claims()
     preset = re.sub(r"_s\d+$", "", name) if isinstance(name, str) else None
     if preset not in claims:
         raise UnknownModelError(
             f"no circuit claims for {name!r}; claims exist for: {', '.join(claims)} "
             "(and their seed models, NAME_sN)"
         )
-    return claims[preset]()
+    return claims[preset]
 
 
 def check_claims(name: str, model: nn.Module) -> list[ClaimResult]:
     """Measure every claim of ``name`` on ``model`` (no gradients), on the CPU: a model on
     another device is measured as a CPU copy (the claims build their inputs on the CPU)."""
     from toybook.model import check_model_fits, cpu_copy
-    from toybook.presets import PRESETS
+    from toybook.registry import presets
 
     claims = claims_for(name)
-    preset = PRESETS.get(re.sub(r"_s\d+$", "", name))
+    preset = presets().get(re.sub(r"_s\d+$", "", name))
     if preset is not None:
         check_model_fits(f"check_claims({name!r})", model, preset.task, preset.model)
     model = cpu_copy(model)
-    with torch.no_grad():
-        return [ClaimResult(claim, float(claim.measure(model))) for claim in claims]
+    for shared in _SHARED:
+        shared.clear()
+    try:
+        with torch.no_grad():
+            return [ClaimResult(claim, float(claim.measure(model))) for claim in claims]
+    finally:
+        for shared in _SHARED:
+            shared.clear()
 
 
-__all__ = ["CLAIMS", "Claim", "ClaimResult", "accuracy", "check_claims", "claims_for", "has_claims"]
+__all__ = ["Claim", "ClaimResult", "Inputs", "accuracy", "check_claims", "claims_for", "has_claims", "per_model", "restated"]

@@ -209,19 +209,19 @@ def positive_int(text: str) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from toybook.checkpoint import summarize_evaluation
-    from toybook.presets import PRESETS
-    from toybook.tasks import TASKS
+    from toybook.registry import presets, tasks
     from toybook.zoo import list_models
 
     print("Tasks")
-    for name, cls in TASKS.items():
+    for name, cls in tasks().items():
         task = cls()
+        inputs = "-" if task.n_inputs is None else f"{task.n_inputs:.3g}"
         print(
             f"  {name:<12} n_ctx {task.n_ctx:<4} d_vocab {task.d_vocab:<3} "
-            f"d_vocab_out {task.d_vocab_out:<3} {cls.description}"
+            f"d_vocab_out {task.d_vocab_out:<3} inputs {inputs:<8} {cls.description}"
         )
     print("Presets (toybook train NAME)")
-    for name, preset in PRESETS.items():
+    for name, preset in presets().items():
         print(f"  {name:<12} {preset.train.steps} steps  {preset.summary}")
     print("Shipped models (toybook.load_model(NAME))")
     models = list_models()
@@ -251,7 +251,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from toybook.checkpoint import check_writable, save_checkpoint
-    from toybook.presets import get_preset
+    from toybook.registry import get_preset
     from toybook.training import train
 
     preset = get_preset(args.name)
@@ -345,7 +345,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from toybook.presets import get_preset
+    from toybook.registry import get_preset
     from toybook.sweep import parse_seeds, sweep
 
     get_preset(args.name)  # unknown names fail before anything else

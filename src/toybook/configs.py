@@ -1,7 +1,13 @@
-"""The two configurations every model is made from: ``ModelConfig`` (the architecture) and
-``TrainConfig`` (the optimisation). Plain dataclasses, checked when made (a
-``ConfigError`` names the field, the value and what is allowed), with no torch import:
-``toybook list`` and the presets read them without loading torch or TransformerLens.
+"""The two configurations every model is made from, ``ModelConfig`` (the architecture) and
+``TrainConfig`` (the optimisation), and the named ``Preset`` that pairs them with a task.
+Plain dataclasses, checked when made (a ``ConfigError`` names the field, the value and what
+is allowed), with no torch import: ``toybook list`` and the presets read them without
+loading torch or TransformerLens.
+
+``toybook train NAME`` runs preset ``NAME``; the shipped checkpoint of the same name was
+made with it (its sidecar records the exact configs). Each task folder's ``presets``
+module defines its presets as module constants and lists them in ``PRESETS``;
+:func:`toybook.registry.presets` collects them, in task order. Every preset is shipped.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from toybook.errors import ConfigError
 if TYPE_CHECKING:
     from transformer_lens.config import TransformerBridgeConfig
 
-    from toybook.tasks import Task
+    from toybook.task import Task
 
 NORMALIZATIONS = ("LN", "LNPre", "RMS", "RMSPre", None)
 POSITIONAL_EMBEDDINGS = ("standard", "rotary", "shortformer")
@@ -148,4 +154,16 @@ class TrainConfig:
         return self.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-__all__ = ["ACTIVATIONS", "NORMALIZATIONS", "POSITIONAL_EMBEDDINGS", "ModelConfig", "TrainConfig"]
+@dataclass(frozen=True)
+class Preset:
+    """Everything needed to train one named model."""
+
+    name: str  # the checkpoint it produces, e.g. the task's name or a variant of it
+    task: Task
+    model: ModelConfig
+    train: TrainConfig
+    summary: str  # one line for `toybook list`
+
+
+__all__ = ["ACTIVATIONS", "NORMALIZATIONS", "POSITIONAL_EMBEDDINGS", "ModelConfig", "Preset",
+           "TrainConfig"]

@@ -5,8 +5,9 @@ Shapes: N sequences, T ``n_ctx``, A answer positions.
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -14,14 +15,13 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from toybook.analysis.ablation import activations
 from toybook.config_checks import check_integer
 from toybook.errors import ToybookError
 from toybook.model import check_model_fits
 from toybook.resources import check_batch_fits
 from toybook.shared_prefix import answer_logits_by_prefix, supports_shared_prefix
-from toybook.tasks import Task
-from toybook.tasks.base import answer_losses
+from toybook.task import Task
+from toybook.task import answer_losses
 
 
 def batch_rows(n_ctx: int) -> int:
@@ -30,6 +30,43 @@ def batch_rows(n_ctx: int) -> int:
     batches are slower as well as larger (11-token inputs: 30,000 inputs/s in batches of
     3,000, 20,000 in batches of 12,000). 11 tokens: 2,978 rows; 18: 1,820; 128: 256."""
     return max(1, min(2**22 // (n_ctx * n_ctx), 2**15 // n_ctx))
+
+
+def require_hooks(model: torch.nn.Module, names: Sequence[str]) -> None:
+    """Refuse, by name, hook names the model does not have (or a single string where a list
+    of names belongs)."""
+    if isinstance(names, str):
+        raise ToybookError(f"hook names are a list of names, got the string {names!r}; "
+                           f"write [{names!r}]")
+    missing = sorted(set(names) - set(model.hook_dict))
+    if missing:
+        raise ToybookError(f"the model has no activation named {', '.join(map(repr, missing))}; "
+                           "hook names look like 'blocks.0.hook_attn_out' or "
+                           "'blocks.1.attn.hook_z'")
+
+
+def blocks_needed(model: torch.nn.Module, names: Sequence[str]) -> int | None:
+    """How many blocks a run must go through to produce every activation in ``names``
+    (``blocks.N.…`` needs ``N + 1``), or ``None`` where that is all of them, or where a name
+    lies outside the blocks (the embeddings, the final norm, the unembedding)."""
+    layers = [re.match(r"blocks\.(\d+)\.", name) for name in names]
+    if not layers or None in layers:
+        return None
+    needed = max(int(match.group(1)) for match in layers) + 1
+    return needed if needed < model.cfg.n_layers else None
+
+
+@torch.no_grad()
+def activations(model: torch.nn.Module, tokens: Tensor, names: Sequence[str]) -> dict[str, Tensor]:
+    """``{name: [B, T, ...]}``: the activations ``names`` of one run of ``model`` on
+    ``tokens``. The run stops after the last block that ``names`` need (the same values as a
+    full run, bit for bit: later blocks cannot change earlier ones), so reading layer 0 of a
+    two-layer model costs about half a forward pass."""
+    require_hooks(model, names)
+    wanted = set(names)
+    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in wanted,
+                                    stop_at_layer=blocks_needed(model, names))
+    return {name: cache[name] for name in wanted}
 
 
 @torch.no_grad()

@@ -19,6 +19,8 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from toybook.registry import exercise_checkers
+
 
 @dataclass(frozen=True)
 class Feedback:
@@ -115,25 +117,18 @@ def _fail(exercise: str, case: Case, what: str, hint: str) -> Feedback:
     return Feedback(False, f"✗ {exercise}, case {case.name}:\n  {what}\n  hint: {hint}")
 
 
-def _checkers() -> dict[str, Any]:
-    """Every task folder's exercise checkers (its ``exercises.__all__``), by name."""
-    from toybook.tasks import task_parts
-
-    return {name: getattr(module, name) for module in task_parts("exercises") for name in module.__all__}
-
-
 def __getattr__(name: str) -> Any:
     """``from toybook.exercises import check_carries``: the checkers live in their task's folder."""
     if name.startswith("__"):  # e.g. the import system asking for __path__
         raise AttributeError(name)
-    checkers = _checkers()
+    checkers = exercise_checkers()
     if name in checkers:
         return checkers[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_checkers()))
+    return sorted(set(globals()) | set(exercise_checkers()))
 
 
 __all__ = ["Case", "Feedback", "Mistake", "check"]

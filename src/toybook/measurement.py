@@ -24,7 +24,7 @@ from toybook.errors import ToybookError
 if TYPE_CHECKING:  # imported when a measurement runs: the CLI's help needs only the constants
     import torch
 
-    from toybook.tasks import Task
+    from toybook.task import Task
 
 DEFAULT_SEED = 12345
 DEFAULT_N = 10_000
@@ -111,9 +111,9 @@ def describe_record(label: str, record: dict[str, Any]) -> tuple[str, str, int, 
     counts it."""
     if label == "exhaustive":
         return label, f"all {record['n']:,} inputs", int(record["n"]), int(record["n_wrong"])
-    from toybook.tasks import task_parts
+    from toybook.registry import collect
 
-    kinds = [module.SAMPLED for module in task_parts("measure")] + [RANDOM]
+    kinds = [*collect("measure", "SAMPLED").values(), RANDOM]
     sampled = next((kind for kind in kinds if label.startswith(kind.prefix)), None)
     if sampled is None:
         raise ToybookError(f"no measurement is recorded as {label!r}; labels start with "
@@ -141,10 +141,9 @@ def is_small(task: Task) -> bool:
 def sampled_measurement(task: Task) -> SampledMeasurement:
     """The task's own sampled measurement (its folder's ``measure.SAMPLED``), else :data:`RANDOM`
     (also for a task defined outside the task folders)."""
-    from toybook.tasks import task_names, task_part
+    from toybook.registry import collect
 
-    module = task_part(task.name, "measure") if task.name in task_names() else None
-    return RANDOM if module is None else module.SAMPLED
+    return collect("measure", "SAMPLED").get(task.name, RANDOM)
 
 
 def _exhaustive(model, task, batch_size, progress):

@@ -31,10 +31,10 @@ from transformer_lens.model_bridge import TransformerBridge
 from toybook.configs import ACTIVATIONS, ModelConfig  # noqa: F401  (re-exported)
 from toybook.errors import ConfigError, InvalidTokensError, WrongModelError
 from toybook.resources import check_device
-from toybook.tasks.base import check_token_tensor
+from toybook.tokens import check_token_tensor
 
 if TYPE_CHECKING:
-    from toybook.tasks import Task
+    from toybook.task import Task
 
 def build_model(
     config: ModelConfig, seed: int = 0, device: str | torch.device = "cpu"
@@ -166,7 +166,7 @@ def check_model_fits(owner: str, model: Any, task: Task, config: ModelConfig | N
     (layers, heads, whether it has MLPs) differs from it, so that hooks the caller reads exist.
     Positions may differ (a shortformer model has the same hooks). The message says which
     task the model does fit."""
-    from toybook.tasks import get_task, list_tasks
+    from toybook.registry import get_task, list_tasks
 
     if not isinstance(model, torch.nn.Module):
         raise WrongModelError(f"{owner}: expected a model (a torch.nn.Module such as "

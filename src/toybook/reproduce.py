@@ -33,7 +33,7 @@ from toybook.environment import bit_identity_mismatch, current_environment, desc
 from toybook.errors import ToybookError
 from toybook.measurement import remeasure
 from toybook.model import ModelConfig
-from toybook.tasks import Task
+from toybook.task import Task
 from toybook.training import TrainConfig, train
 
 FIXED_INPUTS = 4096  # the logit comparison's inputs: all of them where there are fewer

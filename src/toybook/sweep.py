@@ -112,7 +112,7 @@ def sweep(
     """
     from toybook.checkpoint import check_writable, read_sidecar
     from toybook.config_checks import check_integer
-    from toybook.presets import get_preset
+    from toybook.registry import get_preset
     from toybook.zoo import shipped_path
 
     get_preset(preset_name)
@@ -185,7 +185,7 @@ def _measure_seed(
     from toybook.claims import check_claims
     from toybook.environment import describe
     from toybook.measurement import remeasure
-    from toybook.presets import get_preset
+    from toybook.registry import get_preset
     from toybook.training import train
 
     preset = get_preset(preset_name)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from toybook.checkpoint import summarize_evaluation
-from toybook.tasks import TASKS
+from toybook.registry import tasks
 from toybook.zoo import list_models
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def power_of_ten(value: float) -> str:
 def tasks_table() -> Table:
     """Every registered task with its token-format sizes."""
     rows = []
-    for name, cls in TASKS.items():
+    for name, cls in tasks().items():
         task = cls()
         rows.append((f"`{name}`", task.n_ctx, task.d_vocab, task.d_vocab_out, cls.description))
     return Table(("task", "n_ctx", "d_vocab", "d_vocab_out", "what it asks"), tuple(rows))

@@ -32,7 +32,7 @@ from toybook.model import (
     ModelConfig, attach_task, build_model, check_compatible, trainable_parameters,
 )
 from toybook.resources import check_batch_fits
-from toybook.tasks import Task
+from toybook.task import Task
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Exhaustive checks split into shards, resumable and mergeable: ``toybook verify NAME``.
 
 A check covers ranks ``start..stop-1`` of a task's enumeration, :meth:`Task.inputs
-<toybook.tasks.base.Task.inputs>`: every input, or a stated slice (of 10^10 five-digit sums,
+<toybook.task.Task.inputs>`: every input, or a stated slice (of 10^10 five-digit sums,
 say), in the task's fixed order. The range is cut into shards of
 ``shard_size`` ranks; each shard is one :func:`~toybook.evaluation.evaluate_exhaustively`
 call, run here or as a Ray task (:mod:`toybook.scale`). Every finished shard is appended
@@ -86,7 +86,7 @@ class Verification:
         return len(self.wrong) == self.n_wrong_answers
 
     def report(self) -> str:
-        from toybook.tasks import get_task
+        from toybook.registry import get_task
 
         check = self.check
         total = get_task(check.task, **check.task_params).n_inputs
@@ -264,7 +264,7 @@ def _check_shard(
 
     from toybook.checkpoint import load_checkpoint, write_checkpoint_bytes
     from toybook.evaluation import evaluate_exhaustively
-    from toybook.tasks import get_task
+    from toybook.registry import get_task
     from toybook.zoo import load_shipped
 
     previous_threads = torch.get_num_threads()

@@ -89,16 +89,16 @@ def shipped_path(name: str) -> Path:
     seed_of = re.fullmatch(r"(.+)_s(\d+)", name)
     if seed_of and seed_of[1] in names and _trained_seed(seed_of[1]) == int(seed_of[2]):
         return SHIPPED_DIR / f"{seed_of[1]}.json"
-    from toybook.tasks import TASKS
+    from toybook.registry import list_tasks
 
     available = ", ".join(names) or "none"
-    if name in TASKS:
+    if name in list_tasks():
         raise UnknownModelError(
             f"task {name!r} has no shipped model yet; shipped models: {available}. "
             f"Train one with `toybook train {name}`."
         )
     raise UnknownModelError(
-        f"no shipped model {name!r}; shipped models: {available}; tasks: {', '.join(TASKS)}"
+        f"no shipped model {name!r}; shipped models: {available}; tasks: {', '.join(list_tasks())}"
     )
 
 

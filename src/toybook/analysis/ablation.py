@@ -15,40 +15,16 @@ Shapes: B batch, T ``n_ctx``, D the activation's trailing dimensions.
 
 from __future__ import annotations
 
-import re
 from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
 from toybook.errors import ToybookError
+from toybook.evaluation import activations, require_hooks
 from toybook.resources import INT64_BYTES, check_fits
 
 Replacement = str | Tensor
-
-
-def blocks_needed(model: torch.nn.Module, names: Sequence[str]) -> int | None:
-    """How many blocks a run must go through to produce every activation in ``names``
-    (``blocks.N.…`` needs ``N + 1``), or ``None`` where that is all of them, or where a name
-    lies outside the blocks (the embeddings, the final norm, the unembedding)."""
-    layers = [re.match(r"blocks\.(\d+)\.", name) for name in names]
-    if not layers or None in layers:
-        return None
-    needed = max(int(match.group(1)) for match in layers) + 1
-    return needed if needed < model.cfg.n_layers else None
-
-
-@torch.no_grad()
-def activations(model: torch.nn.Module, tokens: Tensor, names: Sequence[str]) -> dict[str, Tensor]:
-    """``{name: [B, T, ...]}``: the activations ``names`` of one run of ``model`` on
-    ``tokens``. The run stops after the last block that ``names`` need (the same values as a
-    full run, bit for bit: later blocks cannot change earlier ones), so reading layer 0 of a
-    two-layer model costs about half a forward pass."""
-    require_hooks(model, names)
-    wanted = set(names)
-    _, cache = model.run_with_cache(tokens, names_filter=lambda name: name in wanted,
-                                    stop_at_layer=blocks_needed(model, names))
-    return {name: cache[name] for name in wanted}
 
 
 @torch.no_grad()
@@ -91,19 +67,6 @@ def resample_order(n: int, seed: int = 0) -> Tensor:
     order = torch.empty_like(cycle)
     order[cycle] = cycle.roll(-1)
     return order
-
-
-def require_hooks(model: torch.nn.Module, names: Sequence[str]) -> None:
-    """Refuse, by name, hook names the model does not have (or a single string where a list
-    of names belongs)."""
-    if isinstance(names, str):
-        raise ToybookError(f"hook names are a list of names, got the string {names!r}; "
-                           f"write [{names!r}]")
-    missing = sorted(set(names) - set(model.hook_dict))
-    if missing:
-        raise ToybookError(f"the model has no activation named {', '.join(map(repr, missing))}; "
-                           "hook names look like 'blocks.0.hook_attn_out' or "
-                           "'blocks.1.attn.hook_z'")
 
 
 def overwrite_hook(index, values: Tensor | Callable[[Tensor], Tensor]):

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from toybook.errors import ToybookError
-from toybook.tasks import Task
+from toybook.task import Task
 
 
 def residual_components(model: torch.nn.Module) -> list[str]:

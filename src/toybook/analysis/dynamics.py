@@ -10,7 +10,7 @@ from transformer_lens.model_bridge import TransformerBridge
 from toybook.checkpoint import load_snapshots, read_sidecar
 from toybook.errors import ToybookError
 from toybook.model import ModelConfig, attach_task, build_model
-from toybook.tasks import get_task
+from toybook.registry import get_task
 
 
 def first_step_at_least(history: Sequence[dict[str, Any]], metric: str, threshold: float) -> int | None:

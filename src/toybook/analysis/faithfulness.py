@@ -35,16 +35,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Mapping, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from toybook.analysis.patching import Patch, run_with_patches, source_cache
+from toybook.claims import Claim
 from toybook.config_checks import check_integer
 from toybook.errors import ToybookError
 from toybook.model import check_model_fits
-from toybook.tasks.base import Task
+from toybook.task import Task
 
 Computed = Callable[[Tensor], Tensor]  # tokens [B, T] -> the activation [B, T, ...] a hypothesis states
 Stated = Callable[[torch.nn.Module, Tensor], Mapping[Patch, Computed]]  # (model, reference) -> values
@@ -259,13 +261,15 @@ def faithfulness_claim(hypothesis: Hypothesis, task: Task, low: float = 0.95,
                        high: float = float("inf"), all_seeds: bool = True):
     """A :class:`~toybook.claims.Claim` that ``hypothesis`` recovers between ``low`` and
     ``high`` of the loss on :func:`held_out_inputs` (0.95 is the book's goal)."""
-    from toybook.claims import Claim
-
-    def measure(model):
-        return hypothesis.measure(model, task, n_random=0).recovered
-
     return Claim(f"loss_recovered_{hypothesis.name}", f"{hypothesis.text}: fraction of loss "
-                 "recovered on held-out inputs", measure, low, high, all_seeds)
+                 "recovered on held-out inputs", partial(recovered, hypothesis=hypothesis, task=task),
+                 low, high, all_seeds)
+
+
+def recovered(model: nn.Module, hypothesis: Hypothesis, task: Task) -> float:
+    """The fraction of loss ``hypothesis`` recovers on ``model`` (held-out inputs, no random
+    circuits): a faithfulness claim's measure."""
+    return hypothesis.measure(model, task, n_random=0).recovered
 
 
 def _loss(model, task, tokens, patches, cache) -> Tensor:
@@ -316,4 +320,4 @@ def _check(circuit, universe, computed, tokens, reference, n_random) -> None:
 
 
 __all__ = ["RANDOM_CIRCUITS", "SHUFFLED_VALUES", "Computed", "Faithfulness", "Groups", "Hypothesis", "Stated", "faithfulness_claim",
-           "head", "held_out_inputs", "loss_recovered", "measure_hypotheses", "mlp", "recovered_fraction"]
+           "head", "held_out_inputs", "loss_recovered", "measure_hypotheses", "mlp", "recovered", "recovered_fraction"]

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from toybook.analysis.ablation import overwrite_hook
+from toybook.evaluation import forward_batches
 from toybook.errors import ToybookError
 
 
@@ -86,3 +87,17 @@ def run_without_positional_embeddings(model: torch.nn.Module, tokens: Tensor) ->
     """Logits with the positional embeddings zeroed everywhere (attention and residual)."""
     zero = lambda output, hook=None: torch.zeros_like(output)  # noqa: E731
     return model.run_with_hooks(tokens, fwd_hooks=[("hook_pos_embed", zero)])
+
+
+@torch.no_grad()
+def with_uniform_attention(model: torch.nn.Module, tokens: Tensor, layer: int = 0) -> Tensor:
+    """Logits ``[B, T, V]`` with every head's pattern in ``layer`` replaced by exactly uniform
+    attention over the prefix (weight ``1 / (i + 1)`` on each token ``0..i``), batch by batch."""
+    n = tokens.shape[1]
+    uniform = torch.tril(torch.ones(n, n)) / torch.arange(1, n + 1)[:, None]
+
+    def hook(pattern: Tensor, hook=None) -> Tensor:
+        return uniform.to(pattern.dtype).expand_as(pattern).clone()
+    return torch.cat([logits for _, _, logits in forward_batches(
+        model, tokens, run=lambda batch: model.run_with_hooks(
+            batch, fwd_hooks=[(f"blocks.{layer}.attn.hook_pattern", hook)]))])

@@ -28,7 +28,8 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from toybook.analysis.ablation import activations, overwrite_hook, require_hooks
+from toybook.analysis.ablation import overwrite_hook
+from toybook.evaluation import activations, require_hooks
 from toybook.errors import ToybookError
 
 Metric = Callable[[Tensor], Tensor]  # logits [B, T, V] -> [M]

@@ -6,6 +6,8 @@ small L2 penalty: at 1e-3 a probe could not read x + y from one-hot digits, wher
 exactly linear; at 1e-5 it reads 98% of held-out sums). Least-squares probes read too much
 into a residual stream with few directions in use (they found sums in the token
 embeddings); a classifier scored on held-out inputs against its shuffled-label twin does not.
+Where an activation is expected to be an exact linear function of known features (attention
+that averages, a histogram), :func:`linear_fit_r2` measures how exactly, on held-out rows.
 """
 
 from __future__ import annotations
@@ -84,4 +86,21 @@ def probe_accuracy(features: Tensor, labels: Tensor, n_train: int, n_classes: in
                        n_train, len(held_out))
 
 
-__all__ = ["ProbeResult", "fit_probe", "predict_probe", "probe_accuracy"]
+
+
+def linear_fit_r2(features: Tensor, targets: Tensor, train_fraction: float = 0.5) -> float:
+    """R² on held-out rows of the least-squares fit ``targets ≈ features @ A + b``.
+
+    ``features [R, F]``, ``targets [R, D]``; the first ``train_fraction`` of the rows fit,
+    the rest test. R² is 1 − residual variance / total variance, summed over the D outputs.
+    """
+    features, targets = features.double(), targets.double()
+    design = torch.cat([features, torch.ones(len(features), 1, dtype=torch.double)], 1)
+    split = int(len(design) * train_fraction)
+    solution = torch.linalg.lstsq(design[:split], targets[:split]).solution
+    residual = targets[split:] - design[split:] @ solution
+    total = targets[split:] - targets[split:].mean(0)
+    return 1 - (residual.pow(2).sum() / total.pow(2).sum()).item()
+
+
+__all__ = ["ProbeResult", "fit_probe", "linear_fit_r2", "predict_probe", "probe_accuracy"]

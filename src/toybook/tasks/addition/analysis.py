@@ -19,8 +19,9 @@ import torch
 from torch import Tensor
 
 from toybook.errors import ToybookError
-from toybook.evaluation import batch_rows, forward_batches, fresh_inputs
-from toybook.tasks.addition.task import AdditionTask
+from toybook.analysis.probes import probe_accuracy
+from toybook.evaluation import batch_rows, batched_cache, forward_batches, fresh_inputs
+from toybook.tasks.addition.task import AdditionTask, operand_positions, prediction_position
 
 # digit pairs (x_j, y_j) by what the column does: no carry and not 9, exactly 9, a carry
 _PAIRS = {
@@ -168,6 +169,38 @@ def residual_stages(n_layers: int) -> dict[str, str]:
     return stages
 
 
+def _probe_position(task: AdditionTask, place: str, j: int) -> int:
+    """Where column ``j`` is probed: the position that predicts ``A_j``, or that of ``y_j``."""
+    return prediction_position(task, j) if place == "answer" else operand_positions(task, j)[1]
+
+
+def _check_probe_choice(stages, all_stages, targets, columns, all_columns, places) -> None:
+    for asked, allowed, what in ((stages, all_stages, "stages"), (targets, PROBE_TARGETS, "targets"),
+                                 (columns, all_columns, "columns"), (places, PROBE_PLACES, "places")):
+        if asked is not None and not set(asked) <= set(allowed):
+            raise ToybookError(f"no probe {what} {sorted(set(asked) - set(allowed))}; "
+                               f"they are: {', '.join(map(str, allowed))}")
+
+
+def column_quantities(task: AdditionTask, tokens: Tensor, j: int) -> dict[str, Tensor]:
+    """Column ``j``'s quantities that :data:`PROBE_TARGETS` names, ``{name: [N]}``, for the
+    questions ``tokens``: those of the column itself (``j < n_digits``), of the column below
+    (``j > 0``) and the carry into it (``j > 1``)."""
+    x, y = task.operand_digits(tokens)
+    column_sum, labels = x + y, task.subtasks(tokens)
+    quantities = {}
+    if j < task.n_digits:
+        quantities["sum"] = column_sum[:, j]
+        quantities["sum mod 10"], quantities["carry here"] = column_sum[:, j] % 10, labels.MC1[:, j]
+        quantities["nine here"] = labels.MS9[:, j]
+    if j > 0:
+        quantities["carry below"], quantities["nine below"] = labels.MC1[:, j - 1], labels.MS9[:, j - 1]
+    if j > 1:
+        quantities["carry in"] = labels.UC1[:, j] if j < task.n_digits else (
+            labels.MC1[:, j - 1] | (labels.MS9[:, j - 1] & labels.UC1[:, j - 1]))
+    return quantities
+
+
 def column_probes(
     model: torch.nn.Module, task: AdditionTask, n_train: int = 4000, n_test: int = 2000, seed: int = 0,
     columns: Iterable[int] | None = None, targets: Iterable[str] | None = None,
@@ -183,49 +216,28 @@ def column_probes(
     probe; ``columns``, ``targets``, ``stages`` (labels of :func:`residual_stages`) and
     ``places`` pick a subset, fitted exactly as in the whole table; ``baseline=False`` skips
     the shuffled-label fits (a claim needs only the accuracy)."""
-    from toybook.analysis.probes import probe_accuracy
-    from toybook.evaluation import batched_cache
-    from toybook.tasks.addition.circuit import operand_positions, prediction_position
-
     all_stages, all_columns = residual_stages(model.cfg.n_layers), range(task.n_digits + 1)
-    for asked, allowed, what in ((stages, all_stages, "stages"), (targets, PROBE_TARGETS, "targets"),
-                                 (columns, all_columns, "columns"), (places, PROBE_PLACES, "places")):
-        if asked is not None and not set(asked) <= set(allowed):
-            raise ToybookError(f"no probe {what} {sorted(set(asked) - set(allowed))}; "
-                               f"they are: {', '.join(map(str, allowed))}")
+    _check_probe_choice(stages, all_stages, targets, columns, all_columns, places)
     stages = {name: hook for name, hook in all_stages.items() if stages is None or name in set(stages)}
     wanted_targets = set(PROBE_TARGETS if targets is None else targets)
     wanted_columns = set(all_columns if columns is None else columns)
-    def position(place, j):
-        return prediction_position(task, j) if place == "answer" else operand_positions(task, j)[1]
-
-    kept = sorted({position(place, j) for place in places for j in wanted_columns
+    kept = sorted({_probe_position(task, place, j) for place in places for j in wanted_columns
                    if place == "answer" or j < task.n_digits})
     tokens = probe_questions(task, n_train + n_test, seed)
     cache = batched_cache(model, tokens, list(stages.values()), batch_size=500,  # a Binder kernel's memory
                           positions=kept)  # [N, len(kept), d]
-    x, y = task.operand_digits(tokens)
-    column_sum, labels = x + y, task.subtasks(tokens)
+    labels = task.subtasks(tokens)
     rows = []
     for place in places:
         for j in sorted(wanted_columns):
-            quantities = {}
-            if j < task.n_digits:
-                quantities["sum"] = column_sum[:, j]
-                quantities["sum mod 10"], quantities["carry here"] = column_sum[:, j] % 10, labels.MC1[:, j]
-                quantities["nine here"] = labels.MS9[:, j]
-            if j > 0:
-                quantities["carry below"], quantities["nine below"] = labels.MC1[:, j - 1], labels.MS9[:, j - 1]
-            if j > 1:
-                quantities["carry in"] = labels.UC1[:, j] if j < task.n_digits else (
-                    labels.MC1[:, j - 1] | (labels.MS9[:, j - 1] & labels.UC1[:, j - 1]))
+            quantities = column_quantities(task, tokens, j)
             if place == "answer":
                 here = stages
             elif j < task.n_digits:  # layer 0 only: layer 1 reads what layer 0 left there
                 here = {name: hook for name, hook in stages.items() if name in list(all_stages)[:3]}
             else:
                 continue
-            at = kept.index(position(place, j))
+            at = kept.index(_probe_position(task, place, j))
             for target in PROBE_PLACES[place]:
                 if target not in wanted_targets or target not in quantities:
                     continue

@@ -33,22 +33,9 @@ from toybook.analysis.ablation import mean_activation, overwrite_hook
 from toybook.analysis.patching import Patch, patched_answers
 from toybook.errors import ToybookError
 from toybook.tasks.addition.analysis import question_sets
-from toybook.tasks.addition.task import AdditionTask, QuestionClass
-
-
-def prediction_position(task: AdditionTask, column: int) -> int:
-    """The position whose logits predict answer digit ``A_column`` (A_n at the ``=``)."""
-    if not 0 <= column <= task.n_digits:
-        raise ToybookError(f"answer digits are A0..A{task.n_digits}, got A{column}")
-    return 2 * task.n_digits + 1 + task.n_digits - column
-
-
-def operand_positions(task: AdditionTask, column: int) -> tuple[int, int]:
-    """Positions of ``x_column`` and ``y_column``."""
-    if not 0 <= column < task.n_digits:
-        raise ToybookError(f"operand columns are 0..{task.n_digits - 1}, got {column}")
-    n = task.n_digits
-    return n - 1 - column, 2 * n - column
+from toybook.tasks.addition.task import (
+    AdditionTask, QuestionClass, operand_positions, prediction_position,
+)
 
 
 def class_frequencies(task: AdditionTask, n: int = 100_000, seed: int = 0) -> dict[str, float]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from toybook._lazy import lazy
 from toybook.errors import ToybookError
-from toybook.tasks.base import Slot, Task
+from toybook.task import Slot, Task
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -244,3 +244,18 @@ class AdditionTask(Task):
             if bool(mask.any()):
                 result[f"loss_{kind.name}"] = losses[mask].mean().item()
         return result
+
+
+def prediction_position(task: AdditionTask, column: int) -> int:
+    """The position whose logits predict answer digit ``A_column`` (A_n at the ``=``)."""
+    if not 0 <= column <= task.n_digits:
+        raise ToybookError(f"answer digits are A0..A{task.n_digits}, got A{column}")
+    return 2 * task.n_digits + 1 + task.n_digits - column
+
+
+def operand_positions(task: AdditionTask, column: int) -> tuple[int, int]:
+    """Positions of ``x_column`` and ``y_column``."""
+    if not 0 <= column < task.n_digits:
+        raise ToybookError(f"operand columns are 0..{task.n_digits - 1}, got {column}")
+    n = task.n_digits
+    return n - 1 - column, 2 * n - column

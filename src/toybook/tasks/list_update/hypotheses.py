@@ -10,15 +10,20 @@ from typing import Sequence
 import torch
 
 from toybook.analysis.faithfulness import Hypothesis, head
+from toybook.claims import Inputs
 from toybook.errors import ToybookError
 from toybook.tasks.list_update.analysis import (
     ELT_POS, LIST_POS, NL_POS, QUERY_POS, b2_route, composition_paths, patching_pairs,
 )
-from toybook.tasks.list_update.claims import PATH_PAIRS, ROUTE_INPUTS
 from toybook.tasks.list_update.presets import (
     LIST_UPDATE, LIST_UPDATE_SHORTFORMER, LIST_UPDATE_SHORTFORMER_BATCHWISE,
 )
 from toybook.tasks.list_update.task import ListUpdateTask
+
+# Where each model's own reading is measured (the route, the idx paths): not the inputs the
+# chapter measured on (toybook.tasks.list_update.record), nor those the faithfulness number is.
+ROUTE_INPUTS = Inputs(2000, seed=7)
+PATH_PAIRS = Inputs(200, seed=17)  # patching pairs (patching_pairs' n and seed)
 
 UNIVERSE = tuple(head(layer, p) for layer in range(2) for p in range(11))
 _L1_READS = tuple(head(1, p) for p in (7, 8, 9))  # L1 at the three queries
@@ -64,11 +69,11 @@ def own_circuit(route: int, idx_via_query: Sequence[float]) -> Hypothesis:
 @torch.no_grad()
 def measured_own_circuit(model: torch.nn.Module, task: ListUpdateTask) -> Hypothesis:
     """:func:`own_circuit` of ``model``, measured on inputs the faithfulness number is not
-    (the claims' :data:`~toybook.tasks.list_update.claims.ROUTE_INPUTS` for the route, ``idx``
-    patching pairs of :data:`~toybook.tasks.list_update.claims.PATH_PAIRS` for the paths)."""
-    pairs = [pair for pair in patching_pairs(task, **PATH_PAIRS) if pair.varied == "idx"]
+    (:data:`ROUTE_INPUTS` for the route, ``idx`` patching pairs of :data:`PATH_PAIRS` for
+    the paths)."""
+    pairs = [pair for pair in patching_pairs(task, PATH_PAIRS.n, PATH_PAIRS.seed) if pair.varied == "idx"]
     paths = composition_paths(model, pairs)
-    return own_circuit(b2_route(model, task.generate(ROUTE_INPUTS["n"], seed=ROUTE_INPUTS["seed"])),
+    return own_circuit(b2_route(model, ROUTE_INPUTS.of(task)),
                        [paths["idx", "q", k] for k in range(len(QUERY_POS))])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from toybook.configs import ModelConfig, TrainConfig
-from toybook.presets import Preset
+from toybook.configs import Preset
 from toybook.tasks.list_update.task import ListUpdateTask
 
 _task = ListUpdateTask()

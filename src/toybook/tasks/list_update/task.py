@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from toybook._lazy import lazy
 from toybook.errors import ToybookError
-from toybook.tasks.base import Slot, Task
+from toybook.task import Slot, Task
 
 if TYPE_CHECKING:
     from torch import Tensor

@@ -13,7 +13,7 @@ from toybook.tasks.majority.task import MajorityTask
 
 def check_running_histogram(fn: Callable[[Tensor], Tensor]) -> Feedback:
     """``fn(tokens [B, T]) → [B, T, 10]``: the fraction of each value among tokens 0..i."""
-    from toybook.tasks.majority.analysis import running_histogram
+    from toybook.tasks.majority.attention import running_histogram
 
     task = MajorityTask()
 

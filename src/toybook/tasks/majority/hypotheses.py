@@ -15,7 +15,7 @@ MLP_OUT = "blocks.0.hook_mlp_out"
 
 
 def _features(tokens):
-    from toybook.tasks.majority.analysis import running_histogram
+    from toybook.tasks.majority.attention import running_histogram
     from toybook.tasks.majority.task import MajorityTask
 
     histogram = running_histogram(MajorityTask(), tokens)  # [B, T, V]
@@ -43,7 +43,7 @@ def histogram_map(model, reference):
 def _linear_in_histogram(model, reference):
     """Both heads' outputs ≈ histogram @ A + b_position, fitted by least squares on the
     reference inputs."""
-    from toybook.tasks.majority.analysis import running_histogram
+    from toybook.tasks.majority.attention import running_histogram
     from toybook.tasks.majority.task import MajorityTask
 
     heads = histogram_map(model, reference)

@@ -7,7 +7,7 @@ from toybook.measurement import SampledMeasurement
 
 
 def _run(model, task, n, seed, batch_size, progress):
-    from toybook.tasks.majority.analysis import majority_accuracy
+    from toybook.tasks.majority.mistakes import majority_accuracy
 
     result = majority_accuracy(model, task, n, seed, batch_size=batch_size, progress=progress)
     details = [f"last-position ties: {result.tie_acc:.4%} of {result.tie_n:,}",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from toybook.configs import ModelConfig, TrainConfig
-from toybook.presets import Preset
+from toybook.configs import Preset
 from toybook.tasks.majority.task import MajorityTask
 
 _task = MajorityTask()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from toybook._lazy import lazy
-from toybook.tasks.base import Slot, Task
+from toybook.task import Slot, Task
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -63,3 +63,10 @@ class MajorityTask(Task):
         """``[B, T]``: top count minus second count at each position (0 = a tie)."""
         top2 = self.running_counts(tokens).topk(2, dim=-1).values
         return top2[..., 0] - top2[..., 1]
+
+
+def single_lowest(counts: Tensor) -> Tensor:
+    """``[...]``: the value with the lowest count in running counts ``[..., V]`` where only one
+    value has it, else -1."""
+    lowest = counts == counts.min(-1, keepdim=True).values
+    return torch.where(lowest.sum(-1) == 1, counts.argmin(-1), -1)

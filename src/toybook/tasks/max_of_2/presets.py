@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from toybook.configs import ModelConfig, TrainConfig
-from toybook.presets import Preset
+from toybook.configs import Preset
 from toybook.tasks.max_of_2.task import MaxOf2Task
 
 _task = MaxOf2Task()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from toybook._lazy import lazy
-from toybook.tasks.base import Slot, Task
+from toybook.task import Slot, Task
 
 if TYPE_CHECKING:
     from torch import Tensor

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from toybook._lazy import lazy
 from toybook.errors import InvalidTokensError, ToybookError
 from toybook.resources import INT64_BYTES, check_device, check_fits, refuse_out_of_memory
+from toybook.tokens import check_token_tensor
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -164,12 +165,10 @@ class Task(ABC):
         """``stop`` (default: all) after checking ``0 <= start <= stop <= n_inputs``."""
         total = self.n_inputs
         if total is None:
-            from toybook.tasks import get_task, list_tasks
-
             raise ToybookError(
                 f"task {self.name!r} does not enumerate its inputs; exhaustive evaluation "
-                "needs a task with a finite, enumerable input space; these have one: "
-                + ", ".join(name for name in list_tasks() if get_task(name).n_inputs is not None)
+                "needs a task with a finite, enumerable input space (`toybook list` shows "
+                "each task's number of inputs)"
             )
         stop = total if stop is None else stop
         if not 0 <= start <= stop <= total:
@@ -250,45 +249,3 @@ def answer_losses(answer_logits: Tensor, targets: Tensor) -> Tensor:
     one loss definition (float64 log-softmax) of training, evaluation and analysis."""
     logprobs = answer_logits.double().log_softmax(-1)
     return -logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-
-
-def check_token_tensor(
-    tokens: Any, owner: str, d_vocab: int, n_ctx: int, *, exact_length: bool
-) -> None:
-    """Type, shape, length and range checks shared by tasks and models."""
-    if not isinstance(tokens, torch.Tensor):
-        raise InvalidTokensError(
-            f"{owner}: tokens must be a torch.Tensor of token ids, got {type(tokens).__name__}"
-        )
-    if tokens.dtype not in (torch.int64, torch.int32):
-        raise InvalidTokensError(
-            f"{owner}: tokens must have an integer dtype, torch.long (or torch.int32), "
-            f"got {tokens.dtype}"
-        )
-    if tokens.ndim != 2:
-        hint = " (use tokens.unsqueeze(0) for a single sequence)" if tokens.ndim == 1 else ""
-        raise InvalidTokensError(
-            f"{owner}: tokens must have shape [batch, {n_ctx}], got {tuple(tokens.shape)}{hint}"
-        )
-    length = tokens.shape[1]
-    if tokens.shape[0] == 0:
-        raise InvalidTokensError(f"{owner}: the batch is empty (shape {tuple(tokens.shape)}); "
-                                 f"pass at least one sequence")
-    if length == 0:
-        raise InvalidTokensError(f"{owner}: sequences are empty (length 0); a sequence has "
-                                 f"1..{n_ctx} tokens")
-    if exact_length and length != n_ctx:
-        raise InvalidTokensError(f"{owner}: sequences have {n_ctx} tokens, got length {length}")
-    if length > n_ctx:
-        raise InvalidTokensError(
-            f"{owner}: sequences have at most {n_ctx} tokens (n_ctx), got length {length}"
-        )
-    if tokens.numel():
-        low, high = int(tokens.min()), int(tokens.max())
-        if low < 0 or high >= d_vocab:
-            bad = low if low < 0 else high
-            where = (tokens == bad).nonzero()[0].tolist()
-            raise InvalidTokensError(
-                f"{owner}: token {bad} at [row {where[0]}, position {where[1]}] is out of "
-                f"range; the vocabulary is 0..{d_vocab - 1}"
-            )
