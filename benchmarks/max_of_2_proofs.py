@@ -6,21 +6,11 @@ exhaustive check. Goal (issue 30): a strategy cheaper than brute force that cert
     python benchmarks/max_of_2_proofs.py
 """
 
-import time
-
 import torch
 
 import toybook
 from toybook.tasks.max_of_2.bound import STRATEGIES, max_of_2_bound
-
-
-def best_of(fn, repeats=5):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        value = fn()
-        times.append(time.perf_counter() - start)
-    return value, min(times)
+from toybook.timing import best_of
 
 
 @torch.no_grad()

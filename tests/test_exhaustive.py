@@ -43,7 +43,7 @@ def test_tasks_without_enumeration_say_so():
     majority = toybook.get_task("majority")
     assert majority.n_inputs is None
     model = toybook.build_model(toybook.ModelConfig.for_task(majority, n_layers=1, n_heads=1, d_model=8, d_head=8))
-    with pytest.raises(ToybookError, match="does not enumerate its inputs; .* `toybook list` shows each task.s number of inputs"):
+    with pytest.raises(ToybookError, match="does not enumerate its inputs; .*`toybook list` shows each task.s number of inputs"):
         evaluate_exhaustively(model, majority, 0, None)
 
 

@@ -12,11 +12,12 @@ import argparse
 import dataclasses
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from toybook._version import __version__
 from toybook.errors import ToybookError
-from toybook.measurement import DEFAULT_N, SMALL_INPUT_SPACE
+from toybook.measurement import DEFAULT_N, DEFAULT_SEED, SMALL_INPUT_SPACE
 from toybook.resources import check_device
 
 EXAMPLES = """examples:
@@ -31,16 +32,27 @@ EXAMPLES = """examples:
   toybook live                                  the built book with live cells"""
 
 
+@dataclass(frozen=True)
+class Report:
+    """What a command answers once it is done: its text (printed by :func:`main`) and its
+    exit status (0: done; 1: a check found a failure)."""
+
+    text: str
+    status: int = 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.command(args)
+        report = args.command(args)
     except ToybookError as error:
         print(f"toybook: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("toybook: interrupted", file=sys.stderr)
         return 130
+    print(report.text)
+    return report.status
 
 
 def parser() -> argparse.ArgumentParser:
@@ -50,38 +62,73 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--version", action="version", version=f"toybook {__version__}")
     commands = top.add_subparsers(required=True, metavar="COMMAND")
+    for add in (add_list, add_train, add_eval, add_reproduce, add_sweep, add_verify, add_live):
+        add(commands)
+    return top
 
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _option(*flags: str, **spec) -> argparse.ArgumentParser:
+    """A parent parser holding one option that several commands share."""
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument(*flags, **spec)
+    return shared
+
+
+DEVICE = _option("--device", default="cpu", help="cpu (default) or cuda")
+QUIET = _option("--quiet", action="store_true", help="no progress bars")
+THREADS = _option("--threads", type=positive_int,
+                  help="torch CPU threads (per seed or shard with --ray, default 1 there)")
+CHECKPOINT = _option("--checkpoint", type=Path, help="a saved checkpoint (default: shipped)")
+
+
+def _ray(job: str) -> argparse.ArgumentParser:
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument(
+        "--ray", nargs="?", const="local", metavar="ADDRESS",
+        help=f"run each {job} as a Ray task: on a local cluster of this machine's cores, "
+             f"or on the running cluster at ADDRESS (needs pip install 'toybook[scale]')")
+    shared.add_argument("--workers", type=positive_int, help="CPUs of the local Ray cluster (default: all)")
+    return shared
+
+
+def add_list(commands) -> None:
     listing = commands.add_parser("list", help="tasks, presets and shipped models")
     listing.set_defaults(command=cmd_list)
 
-    training = commands.add_parser("train", help="train a model from a named preset")
+
+def add_train(commands) -> None:
+    training = commands.add_parser("train", help="train a model from a named preset",
+                                   parents=[DEVICE, THREADS, QUIET])
     training.add_argument("name", metavar="NAME", help="a preset (toybook list shows them)")
     training.add_argument("--steps", type=positive_int, help="override the preset's steps")
     training.add_argument("--seed", type=int, help="override the preset's seed")
-    training.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     training.add_argument(
         "--out", type=Path, default=Path("checkpoints"),
         help="folder for the checkpoint, saved as NAME, or NAME_sSEED with --seed "
              "(default: checkpoints), as for reproduce and sweep")
-    training.add_argument(
-        "--force", action="store_true", help="overwrite that checkpoint if it exists"
-    )
+    training.add_argument("--force", action="store_true", help="overwrite that checkpoint if it exists")
     training.add_argument("--snapshot-every", type=positive_int, help="keep weights every K steps")
-    training.add_argument("--threads", type=positive_int, help="torch CPU threads")
-    training.add_argument("--quiet", action="store_true", help="no progress bar")
     training.set_defaults(command=cmd_train)
 
-    evaluating = commands.add_parser("eval", help="accuracy of a shipped or saved model")
+
+def add_eval(commands) -> None:
+    evaluating = commands.add_parser("eval", help="accuracy of a shipped or saved model",
+                                     parents=[CHECKPOINT, DEVICE, THREADS, QUIET])
     evaluating.add_argument("task", metavar="TASK", help="a task or shipped model name")
-    evaluating.add_argument("--checkpoint", type=Path, help="a saved checkpoint (default: shipped)")
     evaluating.add_argument(
         "--n", type=positive_int,
         help=f"seeded random inputs (default {DEFAULT_N:,}), measured as the task's chapter "
              f"does (addition adds every hand-built set; majority counts the last position); "
              f"a task with at most {SMALL_INPUT_SPACE:,} inputs is always evaluated on all",
     )
-    evaluating.add_argument("--seed", type=int, default=12345, help="seed of the sample")
-    evaluating.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    evaluating.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the sample")
     evaluating.add_argument(
         "--all", action="store_true",
         help="every input of the task (list_update: 18,750,000), batched, with a progress bar",
@@ -91,15 +138,13 @@ def parser() -> argparse.ArgumentParser:
         help="inputs per forward pass (default: from the sequence length, at most 32,768 "
              "tokens; list_update --all: 3,000)",
     )
-    evaluating.add_argument("--quiet", action="store_true", help="no progress bar")
-    evaluating.add_argument("--threads", type=positive_int, help="torch CPU threads")
-    evaluating.add_argument(
-        "--record", action="store_true", help="store the result in the checkpoint's sidecar"
-    )
+    evaluating.add_argument("--record", action="store_true", help="store the result in the checkpoint's sidecar")
     evaluating.set_defaults(command=cmd_eval)
 
+
+def add_reproduce(commands) -> None:
     again = commands.add_parser(
-        "reproduce",
+        "reproduce", parents=[DEVICE, QUIET],
         help="retrain shipped models from their recorded configs and compare",
         description="Retrain shipped models from their recorded configs and compare them "
         "with the shipped checkpoints: bit-identical weights where the recorded "
@@ -112,12 +157,13 @@ def parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("checkpoints/reproduced"),
         help="folder for the retrained checkpoints (default: checkpoints/reproduced)",
     )
-    again.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    again.add_argument("--quiet", action="store_true", help="no progress bars")
     again.set_defaults(command=cmd_reproduce)
 
+
+def add_sweep(commands) -> None:
     seeds = commands.add_parser(
-        "sweep", help="train a preset with other seeds and check each like the shipped model",
+        "sweep", parents=[DEVICE, THREADS, QUIET, _ray("seed")],
+        help="train a preset with other seeds and check each like the shipped model",
         description="Train preset NAME once per seed (skipping seeds already trained), "
         "measure each model as its chapter measures the shipped one, check every circuit "
         "claim, and record the results in OUT/sweeps/NAME.json. "
@@ -127,15 +173,13 @@ def parser() -> argparse.ArgumentParser:
     seeds.add_argument("--seeds", required=True, help="seeds: 1-10, 3 or 1,4,7")
     seeds.add_argument("--out", type=Path, default=Path("checkpoints/seeds"),
                        help="folder for the seed checkpoints (default: checkpoints/seeds)")
-    seeds.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    seeds.add_argument("--quiet", action="store_true", help="no progress bars")
-    seeds.add_argument("--threads", type=positive_int,
-                       help="torch CPU threads per seed (recorded; with --ray default 1)")
-    add_ray_arguments(seeds, "seed")
     seeds.set_defaults(command=cmd_sweep)
 
+
+def add_verify(commands) -> None:
     check = commands.add_parser(
-        "verify", help="check a model on every input (or a range of ranks), in resumable shards",
+        "verify", parents=[CHECKPOINT, DEVICE, THREADS, _ray("shard")],
+        help="check a model on every input (or a range of ranks), in resumable shards",
         description="Run a shipped or saved model on ranks START..STOP-1 of its task's "
         "enumeration (default: every input; addition: the 10^10 questions x + y in the "
         "order x * 10^5 + y), split into shards. Each finished shard is appended to the "
@@ -143,9 +187,7 @@ def parser() -> argparse.ArgumentParser:
         "result: wrong answers (listed), smallest margins. "
         "Example: toybook verify addition --stop 1000000 --ray",
     )
-    check.add_argument("name", metavar="NAME",
-                       help="a shipped model, or the task of --checkpoint")
-    check.add_argument("--checkpoint", type=Path, help="a saved checkpoint (default: shipped)")
+    check.add_argument("name", metavar="NAME", help="a shipped model, or the task of --checkpoint")
     check.add_argument("--start", type=int, default=0, help="first rank (default 0)")
     check.add_argument("--stop", type=int, help="one past the last rank (default: all)")
     check.add_argument("--shard-size", type=positive_int, default=1_000_000,
@@ -155,35 +197,19 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--results", type=Path,
                        help="results file, resumed if it exists "
                             "(default: verify/NAME_START-STOP.jsonl)")
-    check.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    check.add_argument("--threads", type=positive_int,
-                       help="torch CPU threads per shard (with --ray default 1)")
     check.add_argument("--json", type=Path, help="also write the merged result to this file")
-    add_ray_arguments(check, "shard")
     check.set_defaults(command=cmd_verify)
 
-    live = commands.add_parser(
-        "live", help="serve the built book with live cells on a local Jupyter server"
-    )
+
+def add_live(commands) -> None:
+    live = commands.add_parser("live", help="serve the built book with live cells on a local Jupyter server")
     live.add_argument("--site", type=Path, default=Path("_build/html"), help="the built site")
-    live.add_argument(
-        "--port", type=int, default=8000, help="port of the site on 127.0.0.1 (default 8000)"
-    )
+    live.add_argument("--port", type=int, default=8000, help="port of the site on 127.0.0.1 (default 8000)")
     live.add_argument(
         "--jupyter-port", type=int, default=8888,
         help="port of the Jupyter server that runs the live cells (default 8888)",
     )
     live.set_defaults(command=cmd_live)
-    return top
-
-
-def add_ray_arguments(command: argparse.ArgumentParser, job: str) -> None:
-    command.add_argument(
-        "--ray", nargs="?", const="local", metavar="ADDRESS",
-        help=f"run each {job} as a Ray task: on a local cluster of this machine's cores, "
-             f"or on the running cluster at ADDRESS (needs pip install 'toybook[scale]')")
-    command.add_argument("--workers", type=positive_int,
-                         help="CPUs of the local Ray cluster (default: all)")
 
 
 def ray_options(args: argparse.Namespace):
@@ -200,33 +226,24 @@ def ray_options(args: argparse.Namespace):
                       gpu=args.device.startswith("cuda"))
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def cmd_list(args: argparse.Namespace) -> int:
+def cmd_list(args: argparse.Namespace) -> Report:
     from toybook.checkpoint import summarize_evaluation
     from toybook.registry import presets, tasks
+    from toybook.sweep import recorded_not_shipped
     from toybook.zoo import list_models
 
-    print("Tasks")
+    lines = ["Tasks"]
     for name, cls in tasks().items():
         task = cls()
-        inputs = "-" if task.n_inputs is None else f"{task.n_inputs:.3g}"
-        print(
-            f"  {name:<12} n_ctx {task.n_ctx:<4} d_vocab {task.d_vocab:<3} "
-            f"d_vocab_out {task.d_vocab_out:<3} inputs {inputs:<8} {cls.description}"
-        )
-    print("Presets (toybook train NAME)")
-    for name, preset in presets().items():
-        print(f"  {name:<12} {preset.train.steps} steps  {preset.summary}")
-    print("Shipped models (toybook.load_model(NAME))")
+        inputs = "-" if task.n_inputs is None else f"{task.n_inputs:,}"
+        lines.append(f"  {name:<12} n_ctx {task.n_ctx:<4} d_vocab {task.d_vocab:<3} "
+                     f"d_vocab_out {task.d_vocab_out:<3} inputs {inputs:<14} {cls.description}")
+    lines.append("Presets (toybook train NAME)")
+    lines += [f"  {name:<12} {preset.train.steps} steps  {preset.summary}" for name, preset in presets().items()]
+    lines.append("Shipped models (toybook.load_model(NAME))")
     models = list_models()
     if not models:
-        print("  none")
+        lines.append("  none")
     for info in models:
         line = (
             f"  {info.name:<12} task {info.task:<12} {info.n_parameters:,} params  "
@@ -234,24 +251,22 @@ def cmd_list(args: argparse.Namespace) -> int:
         )
         for label, result in info.evaluations.items():
             line += f"  {label}: {summarize_evaluation(result)}"
-        print(line)
-    from toybook.sweep import recorded_not_shipped
-
+        lines.append(line)
     unshipped = recorded_not_shipped()
     if unshipped:
-        print("Seed models recorded but not shipped (too large; the command trains one again)")
-    for result in unshipped:
-        print(f"  {result.name:<16} {result.measurement['n_wrong']:,} wrong of "
-              f"{result.measurement['n']:,}  sha256 {result.weights_sha256[:16]}…  "
-              f"{result.command}")
-    return 0
+        lines.append("Seed models recorded but not shipped (too large; the command trains one again)")
+    lines += [f"  {result.name:<16} {result.measurement['n_wrong']:,} wrong of "
+              f"{result.measurement['n']:,}  sha256 {result.weights_sha256[:16]}…  {result.command}"
+              for result in unshipped]
+    return Report("\n".join(lines))
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace) -> Report:
     import torch
 
     from toybook.checkpoint import check_writable, save_checkpoint
     from toybook.registry import get_preset
+    from toybook.sweep import seed_name
     from toybook.training import train
 
     preset = get_preset(args.name)
@@ -266,23 +281,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         if value is not None
     }
     train_config = dataclasses.replace(preset.train, **overrides)
-    from toybook.sweep import seed_name
-
     name = preset.name if args.seed is None else seed_name(preset.name, args.seed)
     out = args.out / name
     check_writable(out, overwrite=args.force)  # before training, not after it
     result = train(preset.task, preset.model, train_config, device=device, progress=not args.quiet)
     sidecar = save_checkpoint(result, out)
     final = result.final_metrics
-    print(
+    return Report(
         f"trained {preset.name} for {train_config.steps} steps in {result.wall_time_s:.1f} s: "
-        f"train loss {final['train_loss']:.3g}, eval acc {final['eval_acc']:.4%}"
+        f"train loss {final['train_loss']:.3g}, eval acc {final['eval_acc']:.4%}\n"
+        f"saved {sidecar.with_suffix('.safetensors')} and {sidecar}"
     )
-    print(f"saved {sidecar.with_suffix('.safetensors')} and {sidecar}")
-    return 0
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+def cmd_eval(args: argparse.Namespace) -> Report:
     from toybook.zoo import SHIPPED_DIR, shipped_path
 
     path = args.checkpoint
@@ -309,19 +321,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     task = checkpoint.task
     if args.threads:
         torch.set_num_threads(args.threads)
+    lines = []
     if is_small(task) and args.n is not None and not args.all:
-        print(f"{task.name} has only {task.n_inputs:,} inputs: evaluating all of them "
-              f"(--n {args.n:,} does not apply)")
+        lines.append(f"{task.name} has only {task.n_inputs:,} inputs: evaluating all of them "
+                     f"(--n {args.n:,} does not apply)")
     result = measure(checkpoint.model, task, args.n, args.seed, exhaustive=args.all,
                      batch_size=args.batch_size, progress=not args.quiet)
-    print(result.report(checkpoint.name))
+    lines.append(result.report(checkpoint.name))
     if args.record:
         record_evaluation(checkpoint.path, result.label, result.result)
-        print(f"recorded as {result.label!r} in {checkpoint.path}")
-    return 0
+        lines.append(f"recorded as {result.label!r} in {checkpoint.path}")
+    return Report("\n".join(lines))
 
 
-def cmd_reproduce(args: argparse.Namespace) -> int:
+def cmd_reproduce(args: argparse.Namespace) -> Report:
     from toybook.reproduce import reproduce
     from toybook.zoo import shipped_names, shipped_path
 
@@ -339,12 +352,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print(report, flush=True)
         reports.append(report)
     failed = [report.name for report in reports if not report.reproduced]
-    print(f"{len(reports) - len(failed)} of {len(reports)} reproduced "
-          f"in {time.perf_counter() - started:.0f} s" + (f"; not: {', '.join(failed)}" if failed else ""))
-    return 1 if failed else 0
+    return Report(f"{len(reports) - len(failed)} of {len(reports)} reproduced "
+                  f"in {time.perf_counter() - started:.0f} s" + (f"; not: {', '.join(failed)}" if failed else ""),
+                  status=1 if failed else 0)
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
+def cmd_sweep(args: argparse.Namespace) -> Report:
     from toybook.registry import get_preset
     from toybook.sweep import parse_seeds, sweep
 
@@ -357,20 +370,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     names = list(results[0].claims)
     labels = [name + ("" if results[0].claims[name].get("all_seeds", True) else "*")
               for name in names]
-    print(f"\n{'seed':>5} {'wrong':>9} {'generalised':>11}  " + "  ".join(labels))
+    lines = [f"\n{'seed':>5} {'wrong':>9} {'generalised':>11}  " + "  ".join(labels)]
     for result in results:
-        print(f"{result.seed:>5} {result.measurement['n_wrong']:>9,} "
-              f"{str(result.generalised_step or 'never'):>11}  " + "  ".join(
-                  f"{result.claims[name]['value']:.3g}{'' if result.claims[name]['holds'] else '!'}"
-                  .rjust(len(label)) for name, label in zip(names, labels)))
+        lines.append(f"{result.seed:>5} {result.measurement['n_wrong']:>9,} "
+                     f"{str(result.generalised_step or 'never'):>11}  " + "  ".join(
+                         f"{result.claims[name]['value']:.3g}{'' if result.claims[name]['holds'] else '!'}"
+                         .rjust(len(label)) for name, label in zip(names, labels)))
     held = sum(result.seed_claims_hold for result in results)
-    print(f"the claims made for every seed hold for {held} of {len(results)} seeds ('!' marks "
-          f"a claim that fails, '*' one made for the shipped model only); recorded in "
-          f"{args.out / 'sweeps' / (args.name + '.json')}")
-    return 0
+    lines.append(f"the claims made for every seed hold for {held} of {len(results)} seeds ('!' marks "
+                 f"a claim that fails, '*' one made for the shipped model only); recorded in "
+                 f"{args.out / 'sweeps' / (args.name + '.json')}")
+    return Report("\n".join(lines))
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def cmd_verify(args: argparse.Namespace) -> Report:
     import json
 
     from toybook.verify import verify
@@ -387,14 +400,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
                     stop=args.stop, shard_size=args.shard_size, batch_size=args.batch_size,
                     device=device, ray=ray, threads=args.threads,
                     log=lambda line: print(line, flush=True))
-    print(result.report())
-    print(f"shards recorded in {results}")
     if args.json:
         args.json.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
-    return 0 if result.n_wrong == 0 else 1
+    return Report(f"{result.report()}\nshards recorded in {results}", status=0 if result.n_wrong == 0 else 1)
 
 
-def cmd_live(args: argparse.Namespace) -> int:
+def cmd_live(args: argparse.Namespace) -> Report:
     from toybook.live import LiveSite
 
     with LiveSite(args.site, port=args.port, jupyter_port=args.jupyter_port) as site:
@@ -405,8 +416,8 @@ def cmd_live(args: argparse.Namespace) -> int:
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
-            print("stopped")
-    return 0
+            pass
+    return Report("stopped")
 
 
 if __name__ == "__main__":

@@ -87,3 +87,45 @@ def animated_figure(
         )],
     )
     return base
+
+
+def training_animation(
+    curves: dict[int, list[float]], history: Sequence[dict], curve_name: str, curve_title: str,
+    x_title: str,
+) -> go.Figure:
+    """An animated figure of a curve measured at each snapshot (``curves``: step → values,
+    one per x = 0, 1, ...), beside the train and eval loss and accuracy of ``history`` (the
+    training record's rows), with a marker at the snapshot's step on both."""
+    from plotly.subplots import make_subplots
+
+    steps, epochs = list(curves), [row["step"] for row in history]
+    by_step = {row["step"]: row for row in history}
+    low, high = min(min(c) for c in curves.values()), max(max(c) for c in curves.values())
+
+    def marker(step: int, key: str) -> dict:
+        return dict(x=[step], y=[by_step[step][key]])
+
+    fig = make_subplots(rows=1, cols=3, subplot_titles=(curve_title, "loss<br>(log)", "accuracy"))
+    fig.add_scatter(x=list(range(len(curves[steps[0]]))), y=curves[steps[0]], mode="lines+markers",
+                    marker_size=4, name=curve_name, row=1, col=1)
+    for key, color in [("train", "#1f77b4"), ("eval", "#d62728")]:
+        fig.add_scatter(x=epochs, y=[r[f"{key}_loss"] for r in history], line_color=color,
+                        name=f"{key} loss", row=1, col=2)
+        fig.add_scatter(x=epochs, y=[r[f"{key}_acc"] for r in history], line_color=color,
+                        name=f"{key} accuracy", row=1, col=3)
+    fig.add_scatter(**marker(steps[0], "eval_loss"), mode="markers", marker=dict(size=11, color="black"),
+                    name="now", row=1, col=2)
+    fig.add_scatter(**marker(steps[0], "eval_acc"), mode="markers", marker=dict(size=11, color="black"),
+                    showlegend=False, row=1, col=3)
+    fig.update_yaxes(range=[low - 1, high + 1], row=1, col=1)
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_xaxes(title_text=x_title, row=1, col=1)
+    fig.update_xaxes(title_text="epoch", row=1, col=2)
+    fig.update_xaxes(title_text="epoch", row=1, col=3)
+    frames = [go.Frame(name=str(step), traces=[0, 5, 6], data=[
+        go.Scatter(y=curves[step]), go.Scatter(**marker(step, "eval_loss")), go.Scatter(**marker(step, "eval_acc")),
+    ]) for step in steps]
+    fig = animated_figure(frames, [str(s) for s in steps], fig)
+    fig.update_layout(height=560, margin=dict(t=140, b=190, l=50, r=20),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.2, x=0))
+    return fig
