@@ -5,8 +5,8 @@ build recorded it, and every claim's value on every shipped model that is held t
     python scripts/results_snapshot.py dump before.json      # after `make book`
     python scripts/results_snapshot.py compare before.json after.json
 
-Glued values are compared by their plain-text form (a figure by its data, not its random
-element ids); claims by their float value, exactly.
+Glued values are compared by their plain-text form (HTML without its random element ids);
+claims by their float value, exactly.
 """
 
 from __future__ import annotations
@@ -21,27 +21,26 @@ ROOT = Path(__file__).resolve().parents[1]
 EXECUTED = ROOT / "_build" / "jupyter_execute"
 
 
-def _figure_data(bundle: dict) -> str | None:
-    figure = bundle.get("application/vnd.plotly.v1+json")
-    if figure is None:
-        return None
-    text = json.dumps(figure.get("data"), sort_keys=True)
-    return "plotly data sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+def _plain(bundle: dict[str, str]) -> str:
+    """A glued value's text: its plain text, or its HTML without the random element ids
+    plotly and myst-nb write (a figure's data and layout are compared, not its ids)."""
+    if "text/plain" in bundle:
+        return "".join(bundle["text/plain"])
+    text = "".join(bundle.get("text/html", bundle.get("text/markdown", "")))
+    text = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "ID", text)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16] if len(text) > 500 else text
 
 
-def glued_values() -> dict[str, str]:
-    """``page/key`` → the glued value's plain text (or its figure's data digest)."""
+def glued_values(executed: Path = EXECUTED) -> dict[str, str]:
+    """``page/key`` → the glued value's text, from the ``*.glue.json`` files myst-nb writes
+    beside each executed page."""
     found = {}
-    for notebook in sorted(EXECUTED.rglob("*.ipynb")):
-        page = notebook.relative_to(EXECUTED).with_suffix("").as_posix()
-        for cell in json.loads(notebook.read_text())["cells"]:
-            for output in cell.get("outputs", []):
-                name = output.get("metadata", {}).get("scrapbook", {}).get("name")
-                if name is None:
-                    continue
-                bundle = output.get("data", {})
-                text = _figure_data(bundle) or "".join(bundle.get("text/plain", ""))
-                found[f"{page}/{name}"] = re.sub(r" at 0x[0-9a-f]+", "", text)
+    for path in sorted(executed.rglob("*.glue.json")):
+        page = path.relative_to(executed).as_posix().removesuffix(".glue.json")
+        for key, output in json.loads(path.read_text()).items():
+            prefix = output.get("metadata", {}).get("scrapbook", {}).get("mime_prefix", "")
+            bundle = {mime.removeprefix(prefix): value for mime, value in output.get("data", {}).items()}
+            found[f"{page}/{key}"] = re.sub(r" at 0x[0-9a-f]+", "", _plain(bundle))
     return found
 
 
@@ -68,12 +67,15 @@ def main(argv: list[str]) -> int:
         before, after = (json.loads(Path(path).read_text()) for path in argv[1:])
         changed = 0
         for part in ("glue", "claims"):
+            if part == "claims":  # one line per claim of each model
+                before[part], after[part] = ({f"{model}/{claim}": value for model, values in dump[part].items()
+                                              for claim, value in values.items()} for dump in (before, after))
             keys = sorted(set(before[part]) | set(after[part]))
             for key in keys:
                 old, new = before[part].get(key), after[part].get(key)
                 if old != new:
                     changed += 1
-                    print(f"{part} {key}:\n  before {old}\n  after  {new}")
+                    print(f"{part} {key}: {old!r} -> {new!r}")
             print(f"{part}: {len(keys)} compared")
         print(f"{changed} changed")
         return 1 if changed else 0

@@ -7,6 +7,7 @@ retrained model; the chapters' detailed tests sit in `test_*_circuit.py`.
 import re
 
 import pytest
+import torch
 
 import toybook
 from conftest import shipped_claim_results
@@ -53,3 +54,23 @@ def test_claims_of_an_unknown_model():
 def test_result_line_says_pass_or_fail(results):
     line = str(results["max_of_2"][0])
     assert line.startswith("pass  qk_monotone") and "in [1, 1]" in line
+
+
+def test_a_shared_measurement_is_made_once_per_model_and_forgotten_between_checks():
+    from toybook.claims import per_model
+
+    calls = []
+
+    @per_model
+    def expensive(model, k):
+        calls.append(k)
+        return k * 2
+
+    first, second = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)
+    assert [expensive(first, 3), expensive(first, 3), expensive(first, 4)] == [6, 6, 8]
+    assert calls == [3, 4]
+    expensive(second, 3)
+    assert calls == [3, 4, 3], "another model is measured afresh"
+    check_claims("max_of_2", toybook.load_model("max_of_2"))
+    expensive(second, 3)
+    assert calls == [3, 4, 3, 3], "check_claims forgets what the last model measured"

@@ -12,7 +12,7 @@ import pytest
 
 import toybook
 from toybook.errors import ToybookError
-from toybook.registry import claims, collect, exercise_checkers, presets, task_part
+from toybook.registry import claims, collect, exercise_checkers, hypotheses, presets, task_part
 
 PACKAGE = Path(toybook.__file__).parent
 TASK_NAMES = toybook.list_tasks()
@@ -182,7 +182,7 @@ def test_every_task_folder_holds_its_parts(name):
 
 def test_registries_are_discovered_from_the_folders():
     assert list(presets()) == [p.name for table in collect("presets", "PRESETS").values() for p in table]
-    assert set(claims()) == set(presets())
+    assert set(claims()) == set(presets()) == set(hypotheses())
     assert list(collect("presets", "PRESETS")) == TASK_NAMES
     checkers = {name for names in collect("exercises", "__all__").values() for name in names}
     assert set(exercise_checkers()) == checkers

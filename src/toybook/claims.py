@@ -35,6 +35,7 @@ from torch import nn
 
 from toybook import registry
 from toybook.errors import ToybookError, UnknownModelError
+from toybook.model import check_model_fits, cpu_copy
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -147,11 +148,8 @@ def claims_for(name: str) -> tuple[Claim, ...]:
 def check_claims(name: str, model: nn.Module) -> list[ClaimResult]:
     """Measure every claim of ``name`` on ``model`` (no gradients), on the CPU: a model on
     another device is measured as a CPU copy (the claims build their inputs on the CPU)."""
-    from toybook.model import check_model_fits, cpu_copy
-    from toybook.registry import presets
-
     claims = claims_for(name)
-    preset = presets().get(re.sub(r"_s\d+$", "", name))
+    preset = registry.presets().get(re.sub(r"_s\d+$", "", name))
     if preset is not None:
         check_model_fits(f"check_claims({name!r})", model, preset.task, preset.model)
     model = cpu_copy(model)

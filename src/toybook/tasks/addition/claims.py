@@ -204,18 +204,6 @@ def two_layer_cascade_bound() -> float:
     """The baseline of ``cascades_fail``: the 95% upper bound (Wilson) of the shipped 2-layer
     model's error rate on the depth 2–4 cascades of its 1M-question record (0 of 1,200 give
     0.32%). A 1-layer model whose lower bound is above it is worse at cascades beyond doubt."""
-    from toybook.checkpoint import read_sidecar
-    from toybook.measurement import wilson_interval
-    from toybook.zoo import shipped_path
-
-    record = read_sidecar(shipped_path(ADDITION.name))["evaluations"]["accuracy_1000000_seed12345"]
-    return wilson_interval(*cascade_count(record["sets"]))[1]
-
-
-def two_layer_cascade_bound() -> float:
-    """The baseline of ``cascades_fail``: the 95% upper bound (Wilson) of the shipped 2-layer
-    model's error rate on the depth 2–4 cascades of its 1M-question record (0 of 1,200 give
-    0.32%). A 1-layer model whose lower bound is above it is worse at cascades beyond doubt."""
     record = read_sidecar(shipped_path(ADDITION.name))["evaluations"]["accuracy_1000000_seed12345"]
     return wilson_interval(*cascade_count(record["sets"]))[1]
 

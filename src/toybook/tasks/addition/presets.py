@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from toybook.configs import ModelConfig, TrainConfig
-from toybook.configs import Preset
+from toybook.configs import ModelConfig, Preset, TrainConfig
 from toybook.tasks.addition.task import AdditionTask
 
 _task = AdditionTask(n_digits=5, enrich_batch_prob=0.6, enrich_pair_prob=0.4)

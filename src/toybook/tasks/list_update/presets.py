@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from toybook.configs import ModelConfig, TrainConfig
-from toybook.configs import Preset
+from toybook.configs import ModelConfig, Preset, TrainConfig
 from toybook.tasks.list_update.task import ListUpdateTask
 
 _task = ListUpdateTask()

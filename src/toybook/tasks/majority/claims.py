@@ -8,19 +8,19 @@ import torch
 from torch import nn
 
 from toybook.analysis.faithfulness import faithfulness_claim
-from toybook.claims import Claim, Inputs, per_model
 from toybook.analysis.probes import linear_fit_r2
+from toybook.claims import Claim, Inputs, per_model
 from toybook.evaluation import batched_logits
 from toybook.tasks.majority.attention import (
     ATTN_OUT, logit_contributions, patch_attention_output, permuted_prefixes, running_histogram,
 )
+from toybook.tasks.majority.hypotheses import ALGORITHM, READING, histogram_map
 from toybook.tasks.majority.mistakes import balanced_with_rare, rare_value_mistakes
 from toybook.tasks.majority.neurons import (
     boundary_offsets, inhibition_asymmetry, inhibition_weights, mean_activations, minority_neurons,
     mirrored_inhibition, neuron_ablation_curve, rival_boundaries, value_neurons,
     with_inhibition_edit,
 )
-from toybook.tasks.majority.hypotheses import ALGORITHM, READING, histogram_map
 from toybook.tasks.majority.presets import MAJORITY
 from toybook.tasks.majority.task import N_VALUES, MajorityTask
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from toybook._lazy import lazy
 from toybook.analysis.faithfulness import Hypothesis, head, mlp
+from toybook.tasks.majority.attention import running_histogram
 from toybook.tasks.majority.presets import MAJORITY
+from toybook.tasks.majority.task import MajorityTask
 
 torch = lazy("torch")
 Z = "blocks.0.attn.hook_z"
@@ -15,9 +17,6 @@ MLP_OUT = "blocks.0.hook_mlp_out"
 
 
 def _features(tokens):
-    from toybook.tasks.majority.attention import running_histogram
-    from toybook.tasks.majority.task import MajorityTask
-
     histogram = running_histogram(MajorityTask(), tokens)  # [B, T, V]
     positions = torch.eye(tokens.shape[1], dtype=torch.double).expand(len(tokens), -1, -1)
     return torch.cat([histogram, positions], -1)  # [B, T, V + T]
@@ -43,9 +42,6 @@ def histogram_map(model, reference):
 def _linear_in_histogram(model, reference):
     """Both heads' outputs ≈ histogram @ A + b_position, fitted by least squares on the
     reference inputs."""
-    from toybook.tasks.majority.attention import running_histogram
-    from toybook.tasks.majority.task import MajorityTask
-
     heads = histogram_map(model, reference)
     return {head(0): lambda tokens: heads(running_histogram(MajorityTask(), tokens))}
 
@@ -54,8 +50,6 @@ def _the_rules_answer(model, reference):
     """Attention as in :data:`READING`; the MLP's output replaced by its mean, over the
     reference inputs, at the positions whose answer by the task's rule is the same:
     ``[V, D]``, one vector per answer (every position alike)."""
-    from toybook.tasks.majority.task import MajorityTask
-
     task = MajorityTask()
     _, cache = model.run_with_cache(reference, names_filter=MLP_OUT)
     out = cache[MLP_OUT].double().flatten(0, 1)  # [R * T, D]

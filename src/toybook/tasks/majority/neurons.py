@@ -18,8 +18,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from toybook.evaluation import activations
-from toybook.evaluation import batched_cache, forward_batches
+from toybook.evaluation import activations, batched_cache, forward_batches
 from toybook.tasks.majority.attention import running_histogram
 from toybook.tasks.majority.task import MajorityTask, single_lowest
 

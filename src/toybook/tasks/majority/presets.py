@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from toybook.configs import ModelConfig, TrainConfig
-from toybook.configs import Preset
+from toybook.configs import ModelConfig, Preset, TrainConfig
 from toybook.tasks.majority.task import MajorityTask
 
 _task = MajorityTask()
