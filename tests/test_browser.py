@@ -485,3 +485,49 @@ def test_an_exercise_solution_unfolds_and_its_checker_runs_live(browser, built_b
         )
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "exercise_checker_live.png"))
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("server", ["binder", "local", "not_jupyter"])
+def test_live_code_that_cannot_start_says_why_and_restores_the_cells(browser, site, server):
+    """Binder unreachable (every outside host refused, as offline), a local server that is not
+    running, or one that answers but is no Jupyter server (Thebe has made the cells editors by
+    then): within 10 s the page says what happened and what to do instead, the cells are back
+    in their static, executed form, and no error is left uncaught."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.route(lambda url: urlparse(url).hostname not in LOCAL, lambda route: route.abort())
+    base = {"local": f"http://127.0.0.1:{free_port()}/", "not_jupyter": f"{site}/"}.get(server)
+    if base:  # as toybook.live injects it
+        page.add_init_script(f"window.TOYBOOK_LIVE = {{baseUrl: '{base}', "
+                             f"wsUrl: '{base.replace('http', 'ws')}', token: 'x'}};")
+    uncaught = []
+    page.on("pageerror", lambda error: uncaught.append(str(error)))
+    page.goto(f"{site}/book/max_of_2.html", wait_until="load")
+    cells = "() => [...document.querySelectorAll('div.cell')].map(c => c.innerHTML.replace(/ tabindex=\"-?\\d\"/g, ''))"
+    static = page.evaluate(cells)
+    page.locator(".dropdown-launch-buttons button.dropdown-toggle").first.click()
+    started = time.perf_counter()
+    page.locator("button.btn-launch-thebe").first.click()
+    page.wait_for_selector("#toybook-live-failed", timeout=10_000)
+    seconds = time.perf_counter() - started
+    note = page.locator("#toybook-live-failed").inner_text()
+    page.wait_for_timeout(500)  # anything Thebe does late
+    assert "Live code could not start" in note and "make live" in note and "Colab" in note
+    assert ("mybinder.org" if server == "binder" else "local Jupyter server") in note
+    assert "cannot be reached" in note if server != "not_jupyter" else "could not start a kernel" in note
+    assert page.locator(".thebe-cell, .CodeMirror").count() == 0, "the cells stay editors"
+    assert page.evaluate(cells) == static
+    assert page.evaluate("() => window.toybookThebe.ready.then(value => value)") is None
+    assert not uncaught, f"uncaught errors: {uncaught}"
+    assert "Live code unavailable" in page.locator(".thebe-launch-button").first.inner_text()
+    assert seconds < 10
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"live_code_failed_{server}.png"))
+    page.close()
