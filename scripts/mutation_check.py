@@ -41,8 +41,8 @@ def flip_a_byte(path: str):
 BREAKS = {
     "a claim threshold (max_of_2 bound: 0.99 -> 1.01)": replace(
         "src/toybook/tasks/max_of_2/claims.py",
-        "lambda m: max_of_2_bound(m).accuracy_bound, 0.99, 1.0)",
-        "lambda m: max_of_2_bound(m).accuracy_bound, 1.01, 1.0)"),
+        "the weights-only bound certifies this fraction of inputs\", certified, 0.99, 1.0)",
+        "the weights-only bound certifies this fraction of inputs\", certified, 1.01, 1.0)"),
     "a checkpoint byte (max_of_2.safetensors, middle byte flipped)": flip_a_byte(
         "src/toybook/checkpoints/max_of_2.safetensors"),
     "an exercise checker (QK token scores: tolerance 1e-4 -> 1e3)": replace(

@@ -20,8 +20,7 @@ from toybook.errors import ToybookError
 from toybook.model import check_model_fits
 from toybook.resources import check_batch_fits
 from toybook.shared_prefix import answer_logits_by_prefix, supports_shared_prefix
-from toybook.task import Task
-from toybook.task import answer_losses
+from toybook.task import Task, answer_losses
 
 
 def batch_rows(n_ctx: int) -> int:

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.subplots import make_subplots
 from plotly.io._base_renderers import MimetypeRenderer
 from plotly.io._utils import plotly_cdn_url
 
@@ -96,8 +97,6 @@ def training_animation(
     """An animated figure of a curve measured at each snapshot (``curves``: step → values,
     one per x = 0, 1, ...), beside the train and eval loss and accuracy of ``history`` (the
     training record's rows), with a marker at the snapshot's step on both."""
-    from plotly.subplots import make_subplots
-
     steps, epochs = list(curves), [row["step"] for row in history]
     by_step = {row["step"]: row for row in history}
     low, high = min(min(c) for c in curves.values()), max(max(c) for c in curves.values())

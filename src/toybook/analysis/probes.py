@@ -87,7 +87,6 @@ def probe_accuracy(features: Tensor, labels: Tensor, n_train: int, n_classes: in
 
 
 
-
 def linear_fit_r2(features: Tensor, targets: Tensor, train_fraction: float = 0.5) -> float:
     """R² on held-out rows of the least-squares fit ``targets ≈ features @ A + b``.
 

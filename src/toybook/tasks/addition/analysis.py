@@ -18,8 +18,8 @@ from typing import Any, Iterable
 import torch
 from torch import Tensor
 
-from toybook.errors import ToybookError
 from toybook.analysis.probes import probe_accuracy
+from toybook.errors import ToybookError
 from toybook.evaluation import batch_rows, batched_cache, forward_batches, fresh_inputs
 from toybook.tasks.addition.task import AdditionTask, operand_positions, prediction_position
 
@@ -182,23 +182,26 @@ def _check_probe_choice(stages, all_stages, targets, columns, all_columns, place
                                f"they are: {', '.join(map(str, allowed))}")
 
 
-def column_quantities(task: AdditionTask, tokens: Tensor, j: int) -> dict[str, Tensor]:
-    """Column ``j``'s quantities that :data:`PROBE_TARGETS` names, ``{name: [N]}``, for the
-    questions ``tokens``: those of the column itself (``j < n_digits``), of the column below
-    (``j > 0``) and the carry into it (``j > 1``)."""
+def column_quantities(task: AdditionTask, tokens: Tensor) -> list[dict[str, Tensor]]:
+    """Per column ``j`` (0..n_digits), the quantities that :data:`PROBE_TARGETS` names,
+    ``{name: [N]}``, for the questions ``tokens``: those of the column itself
+    (``j < n_digits``), of the column below (``j > 0``) and the carry into it (``j > 1``)."""
     x, y = task.operand_digits(tokens)
     column_sum, labels = x + y, task.subtasks(tokens)
-    quantities = {}
-    if j < task.n_digits:
-        quantities["sum"] = column_sum[:, j]
-        quantities["sum mod 10"], quantities["carry here"] = column_sum[:, j] % 10, labels.MC1[:, j]
-        quantities["nine here"] = labels.MS9[:, j]
-    if j > 0:
-        quantities["carry below"], quantities["nine below"] = labels.MC1[:, j - 1], labels.MS9[:, j - 1]
-    if j > 1:
-        quantities["carry in"] = labels.UC1[:, j] if j < task.n_digits else (
-            labels.MC1[:, j - 1] | (labels.MS9[:, j - 1] & labels.UC1[:, j - 1]))
-    return quantities
+    columns = []
+    for j in range(task.n_digits + 1):
+        quantities = {}
+        if j < task.n_digits:
+            quantities["sum"] = column_sum[:, j]
+            quantities["sum mod 10"], quantities["carry here"] = column_sum[:, j] % 10, labels.MC1[:, j]
+            quantities["nine here"] = labels.MS9[:, j]
+        if j > 0:
+            quantities["carry below"], quantities["nine below"] = labels.MC1[:, j - 1], labels.MS9[:, j - 1]
+        if j > 1:
+            quantities["carry in"] = labels.UC1[:, j] if j < task.n_digits else (
+                labels.MC1[:, j - 1] | (labels.MS9[:, j - 1] & labels.UC1[:, j - 1]))
+        columns.append(quantities)
+    return columns
 
 
 def column_probes(
@@ -226,11 +229,11 @@ def column_probes(
     tokens = probe_questions(task, n_train + n_test, seed)
     cache = batched_cache(model, tokens, list(stages.values()), batch_size=500,  # a Binder kernel's memory
                           positions=kept)  # [N, len(kept), d]
-    labels = task.subtasks(tokens)
+    labels, by_column = task.subtasks(tokens), column_quantities(task, tokens)
     rows = []
     for place in places:
         for j in sorted(wanted_columns):
-            quantities = column_quantities(task, tokens, j)
+            quantities = by_column[j]
             if place == "answer":
                 here = stages
             elif j < task.n_digits:  # layer 0 only: layer 1 reads what layer 0 left there
