@@ -39,6 +39,7 @@ _LAZY = {
     "toybook.task": ("Task",),
     "toybook.training": ("TrainConfig", "TrainResult", "train"),
     "toybook.zoo": ("list_models", "load_model", "load_shipped"),
+    "toybook.analysis.scrubbing": ("faithfulness_report",),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from toybook.task import Task
     from toybook.training import TrainConfig, TrainResult, train
     from toybook.zoo import list_models, load_model, load_shipped
+    from toybook.analysis.scrubbing import faithfulness_report
 
 
 def __getattr__(name: str) -> Any:
@@ -69,6 +71,6 @@ __all__ = [
     "Checkpoint", "CheckpointError", "ConfigError", "EvalResult", "InvalidTokensError", "ModelConfig",
     "Preset", "Task", "TooLargeError", "ToybookError", "TrainConfig", "TrainResult",
     "UnknownModelError", "UnknownTaskError", "WrongModelError", "__version__", "attach_task",
-    "build_model", "evaluate", "get_preset", "get_task", "list_models", "list_tasks",
+    "build_model", "evaluate", "faithfulness_report", "get_preset", "get_task", "list_models", "list_tasks",
     "load_checkpoint", "load_model", "load_shipped", "off_format", "save_checkpoint", "train",
 ]

@@ -127,6 +127,53 @@ def accuracy(task, logits, tokens) -> float:
     return task.correct(logits, tokens).double().mean().item()
 
 
+@per_model
+def headline_faithfulness(model: nn.Module, preset: str):
+    """The :class:`~toybook.analysis.scrubbing.Faithfulness` of ``preset``'s headline reading
+    on ``model``, with its random baseline (20 draws; no completeness subsets)."""
+    from toybook.analysis.scrubbing import faithfulness, model_readings  # noqa: PLC0415 (its readings import this module)
+
+    model, task, readings = model_readings(preset, model)
+    headline = next(reading for reading in readings if reading.headline)
+    return faithfulness(model, task, headline, n_random=20, n_subsets=0)
+
+
+def headline_recovered(model: nn.Module, preset: str) -> float:
+    """F of ``preset``'s headline reading, on the fixed, fully scrubbed scale."""
+    return headline_faithfulness(model, preset).recovered
+
+
+def headline_over_random(model: nn.Module, preset: str) -> float:
+    """F of the headline reading minus the 95th percentile of random readings of its shape."""
+    result = headline_faithfulness(model, preset)
+    return result.recovered - result.random_p95
+
+
+def headline_not_whole(model: nn.Module, preset: str) -> float:
+    """Universe components the headline reading does not keep whole (0: it is the model)."""
+    result = headline_faithfulness(model, preset)
+    return result.n_universe - result.n_whole
+
+
+def scrubbing_claims(preset: str, name: str, low: float = 0.95, high: float = float("inf"),
+                     over_random: bool = True) -> tuple[Claim, ...]:
+    """The claims on ``preset``'s headline reading ``name``, on every seed: it is not the whole
+    model, its F lies in ``[low, high]`` (0.95, the book's goal, by default), and, where
+    ``over_random``, it beats random readings of its shape."""
+    claims = (
+        Claim(f"scrubbed_{name}_not_whole", f"the reading `{name}` keeps fewer components whole "
+              "than the universe holds", functools.partial(headline_not_whole, preset=preset), 1),
+        Claim(f"scrubbed_{name}", f"the reading `{name}`, causal-scrubbed: fraction of loss "
+              "recovered against the fully scrubbed model", functools.partial(headline_recovered, preset=preset),
+              low, high),
+    )
+    if over_random:
+        claims += (Claim(f"scrubbed_{name}_over_random", f"the reading `{name}` minus the 95th "
+                         "percentile of 20 random readings of its shape",
+                         functools.partial(headline_over_random, preset=preset), 1e-9),)
+    return claims
+
+
 def has_claims(name: str) -> bool:
     """Whether models named ``name`` (a preset or its seed, ``NAME_sN``) are held to claims."""
     return isinstance(name, str) and re.sub(r"_s\d+$", "", name) in registry.claims()
@@ -163,4 +210,6 @@ def check_claims(name: str, model: nn.Module) -> list[ClaimResult]:
             shared.clear()
 
 
-__all__ = ["Claim", "ClaimResult", "Inputs", "accuracy", "check_claims", "claims_for", "has_claims", "per_model", "restated"]
+__all__ = ["Claim", "ClaimResult", "Inputs", "accuracy", "check_claims", "claims_for", "has_claims",
+           "headline_faithfulness", "headline_over_random", "headline_recovered", "per_model",
+           "restated", "scrubbing_claims"]

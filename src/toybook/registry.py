@@ -119,6 +119,14 @@ def hypotheses() -> MappingProxyType[str, tuple]:
     return _merged("hypotheses", "HYPOTHESES")
 
 
+@cache
+def readings() -> MappingProxyType[str, Any]:
+    """Preset name → the function giving its chapter's readings of a model as programs
+    (``hypotheses.READINGS``: ``readings(model) -> tuple[Reading, ...]``, some chosen on
+    the model itself, on inputs the score is not measured on)."""
+    return _merged("hypotheses", "READINGS")
+
+
 def sampled_measurement(task: str) -> SampledMeasurement | None:
     """Task ``task``'s own sampled measurement (its folder's ``measure.SAMPLED``), if any."""
     return collect("measure", "SAMPLED").get(task)
@@ -132,5 +140,5 @@ def exercise_checkers() -> MappingProxyType[str, Any]:
                              for checker in names})
 
 
-__all__ = ["claims", "collect", "exercise_checkers", "get_preset", "get_task", "hypotheses",
+__all__ = ["claims", "collect", "exercise_checkers", "get_preset", "get_task", "hypotheses", "readings",
            "list_tasks", "presets", "sampled_measurement", "task_part", "tasks"]

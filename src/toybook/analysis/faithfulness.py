@@ -41,7 +41,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from toybook.analysis.patching import Patch, run_with_patches, source_cache
+from toybook.analysis.patching import Patch, head, mlp, run_with_patches, source_cache
 from toybook.claims import Claim
 from toybook.config_checks import check_integer
 from toybook.errors import ToybookError
@@ -224,17 +224,6 @@ class Hypothesis:
         computed = self.stated(model, reference) if self.stated else None
         return loss_recovered(model, task, tokens, reference, self.circuit, self.universe,
                               computed, n_random, seed, groups(tokens) if groups else None)
-
-
-def head(layer: int, position: int | None = None, head: int | None = None) -> Patch:
-    """One head's output (``hook_z``) at one position, or all heads / all positions."""
-    return Patch(f"blocks.{layer}.attn.hook_z", None if position is None else (position,),
-                 None if head is None else (head,))
-
-
-def mlp(layer: int, position: int | None = None) -> Patch:
-    """One MLP's output at one position (every position where ``None``)."""
-    return Patch(f"blocks.{layer}.hook_mlp_out", None if position is None else (position,))
 
 
 def measure_hypotheses(hypotheses: Sequence[Hypothesis], models: Mapping[str, torch.nn.Module],

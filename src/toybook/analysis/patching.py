@@ -14,7 +14,8 @@ thin variants of it:
 
 A :class:`Patch` names an activation (a TransformerLens hook name), the positions to
 copy (all where ``None``) and, for per-head activations such as ``hook_z`` and
-``hook_pattern``, the heads (all where ``None``).
+``hook_pattern``, the heads (all where ``None``), or for an MLP's neurons (``hook_post``)
+the neurons; :func:`head`, :func:`mlp` and :func:`neurons` name the usual ones.
 
 Shapes: B batch, T ``n_ctx``, N hook names, M metric outputs, V ``d_vocab_out``.
 """
@@ -57,6 +58,23 @@ class Patch:
         return (slice(None), positions[:, None], heads[None, :])
 
 
+def head(layer: int, position: int | None = None, head: int | None = None) -> Patch:
+    """One head's output (``hook_z``) at one position, or all heads / all positions."""
+    return Patch(f"blocks.{layer}.attn.hook_z", None if position is None else (position,),
+                 None if head is None else (head,))
+
+
+def mlp(layer: int, position: int | None = None) -> Patch:
+    """One MLP's output at one position (every position where ``None``)."""
+    return Patch(f"blocks.{layer}.hook_mlp_out", None if position is None else (position,))
+
+
+def neurons(layer: int, position: int, indices: Sequence[int]) -> Patch:
+    """Some of one MLP's neurons (``hook_post``, after the activation) at one position: a
+    part of an MLP that a reading can scrub on its own."""
+    return Patch(f"blocks.{layer}.mlp.hook_post", (position,), tuple(int(n) for n in indices))
+
+
 @torch.no_grad()
 def source_cache(model: torch.nn.Module, source: Tensor, patches: Sequence[Patch]):
     """The activations ``patches`` copy, from one run of ``model`` on ``source``: pass it to
@@ -74,7 +92,10 @@ def _check_fits(patch: Patch, shape: torch.Size) -> None:
     if not all(_is_index(p) and -shape[1] <= p < shape[1] for p in positions):
         raise ToybookError(f"{patch.hook!r} has positions 0..{shape[1] - 1}; got positions "
                            f"{patch.positions}")
-    if patch.heads is not None:
+    if patch.heads is not None and patch.hook.endswith("mlp.hook_post") and len(shape) == 3:
+        if not all(_is_index(n) and 0 <= n < shape[2] for n in patch.heads):
+            raise ToybookError(f"{patch.hook!r} has neurons 0..{shape[2] - 1}; got {patch.heads}")
+    elif patch.heads is not None:
         if len(shape) != 4:
             raise ToybookError(f"heads= applies to a per-head activation [B, T, H, d] such as "
                                f"'blocks.0.attn.hook_z'; {patch.hook!r} is {list(shape)}")
@@ -192,5 +213,5 @@ def recovered_fraction(patched: Tensor, clean: Tensor, corrupted: Tensor) -> Ten
     return (patched - corrupted) / (clean - corrupted)
 
 
-__all__ = ["Metric", "Patch", "patched_answers", "patching_grid", "recovered_fraction",
+__all__ = ["Metric", "Patch", "head", "mlp", "neurons", "patched_answers", "patching_grid", "recovered_fraction",
            "run_with_patches", "source_cache"]

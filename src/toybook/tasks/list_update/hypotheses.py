@@ -10,6 +10,7 @@ from typing import Sequence
 import torch
 
 from toybook.analysis.faithfulness import Hypothesis, head
+from toybook.analysis.scrubbing import Reading, whole
 from toybook.claims import Inputs
 from toybook.errors import ToybookError
 from toybook.tasks.list_update.analysis import (
@@ -80,3 +81,23 @@ def measured_own_circuit(model: torch.nn.Module, task: ListUpdateTask) -> Hypoth
 HYPOTHESES = {LIST_UPDATE.name: (READING, WITH_LIST),
               LIST_UPDATE_SHORTFORMER.name: (READING, WITH_LIST),
               LIST_UPDATE_SHORTFORMER_BATCHWISE.name: (READING, WITH_LIST)}
+
+
+# ---- readings as programs (toybook.analysis.scrubbing) ------------------------------------
+
+def as_reading(hypothesis: Hypothesis, headline: bool = False) -> Reading:
+    """``hypothesis``'s circuit as a reading that keeps each of its heads whole (the model has
+    one head per layer), everything else in the universe resampled."""
+    return Reading(hypothesis.name, hypothesis.text,
+                   whole(*(head(int(p.hook.split(".")[1]), p.positions[0], 0) for p in hypothesis.circuit)),
+                   headline=headline)
+
+
+def readings(model: torch.nn.Module) -> tuple[Reading, ...]:
+    """The two readings the chapter states for every model, and ``model``'s own (the
+    headline), its route and query paths measured on inputs the score is not."""
+    return (as_reading(READING), as_reading(WITH_LIST),
+            as_reading(measured_own_circuit(model, ListUpdateTask()), headline=True))
+
+
+READINGS = {name: readings for name in HYPOTHESES}

@@ -9,7 +9,7 @@ from torch import nn
 
 from toybook.analysis.faithfulness import faithfulness_claim
 from toybook.analysis.probes import linear_fit_r2
-from toybook.claims import Claim, Inputs, per_model
+from toybook.claims import Claim, Inputs, per_model, scrubbing_claims
 from toybook.evaluation import batched_logits
 from toybook.tasks.majority.attention import (
     ATTN_OUT, logit_contributions, patch_attention_output, permuted_prefixes, running_histogram,
@@ -192,3 +192,7 @@ CLAIMS = {MAJORITY.name: (
     faithfulness_claim(READING, TASK),
     faithfulness_claim(ALGORITHM, TASK),
 )}
+
+# The reading as a program, causal-scrubbed (toybook.analysis.scrubbing): attention as the
+# counts so far, the MLP as its value and minority neurons.
+CLAIMS[MAJORITY.name] += scrubbing_claims(MAJORITY.name, "counts_and_vote")

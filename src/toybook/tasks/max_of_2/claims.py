@@ -9,7 +9,7 @@ from torch import nn
 
 from toybook.analysis import one_layer_circuits, run_with_hard_attention, run_without_attention_output
 from toybook.analysis.faithfulness import faithfulness_claim
-from toybook.claims import Claim, accuracy
+from toybook.claims import Claim, accuracy, scrubbing_claims
 from toybook.tasks.max_of_2.bound import max_of_2_bound
 from toybook.tasks.max_of_2.hypotheses import READING
 from toybook.tasks.max_of_2.presets import MAX_OF_2
@@ -59,3 +59,6 @@ CLAIMS = {MAX_OF_2.name: (
     Claim("bound", "the weights-only bound certifies this fraction of inputs", certified, 0.99, 1.0),
     faithfulness_claim(READING, TASK),
 )}
+
+# The reading as a program, causal-scrubbed (toybook.analysis.scrubbing).
+CLAIMS[MAX_OF_2.name] += scrubbing_claims(MAX_OF_2.name, "copies_the_larger")
