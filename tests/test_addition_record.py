@@ -21,12 +21,9 @@ def close(a, b, tolerance=1e-4):
 
 @pytest.mark.parametrize("preset, layers", [("addition", 2), ("addition_1l", 1)])
 def test_every_seed_the_chapter_shows_carries_the_records(preset, layers):
-    readings = {"addition": {"reading", "with_h3", "with_operands"}, "addition_1l": {"reading", "with_h3"}}
     for result in read_sweep(SHIPPED_DIR, preset):
         metadata = toybook.load_shipped(result.name).metadata
         measured = record.read_record(metadata)
-        assert set(measured.readings) == readings[preset]
-        assert all(set(f.groups) == {"BA", "UC1", "US9"} for f in measured.readings.values())
         assert {layer for values in measured.mlp.values() for layer in values} == {f"MLP{i}" for i in range(layers)}
         assert bool(measured.layer1) == (layers == 2)
         ablations = {ABLATION_RECORD, CASCADE_RECORD, MLP_ABLATION_RECORD} if layers == 2 else {MLP_ABLATION_RECORD}
@@ -41,10 +38,6 @@ def test_a_recomputed_seed_gives_its_recorded_numbers():
     assert again.mlp.keys() == recorded.mlp.keys()
     assert all(abs(again.mlp[key][layer] - value) <= 0.011
                for key, values in recorded.mlp.items() for layer, value in values.items())
-    for name, want in recorded.readings.items():
-        got = again.readings[name]
-        assert close(got.recovered, want.recovered, 1e-3) and close(got.random_mean, want.random_mean, 1e-2)
-        assert all(close(got.groups[g].recovered, want.groups[g].recovered, 1e-3) for g in want.groups)
 
 
 def test_layer1_relevance_of_a_two_layer_seed_is_recomputed():

@@ -31,7 +31,7 @@ from toybook.errors import (
     UnknownTaskError, WrongModelError,
 )
 from toybook.scale import RayOptions
-from toybook.tasks.max_of_2.hypotheses import READING as MAX_OF_2_READING
+from toybook.tasks.max_of_2.hypotheses import readings as max_of_2_readings
 from toybook.training import TrainConfig
 from toybook.verify import verify
 from toybook.zoo import SHIPPED_DIR
@@ -204,7 +204,10 @@ CASES = [
     Case("evaluate exhaustively another task's model", lambda w: evaluation.evaluate_exhaustively(toybook.load_model("list_update"), MAX_OF_2), WrongModelError, "evaluate_exhaustively: the model (d_vocab=52, d_vocab_out=50, n_ctx=11) was not made for task 'max_of_2'"),
     Case("measure another task's model", lambda w: measurement.measure(toybook.load_model("max_of_2"), toybook.get_task("majority"), n=10), WrongModelError, "measure: the model (d_vocab=65, d_vocab_out=64, n_ctx=3) was not made for task 'majority'"),
     Case("measure a model of the task with other parameters", lambda w: measurement.measure(toybook.load_model("addition"), toybook.get_task("addition", n_digits=3), n=10), WrongModelError, "was not made for task 'addition'"),
-    Case("a reading measured on another task's model", lambda w: MAX_OF_2_READING.measure(toybook.load_model("list_update"), MAX_OF_2), WrongModelError, "Hypothesis 'reading': the model (d_vocab=52"),
+    Case("a reading measured on another task's model", lambda w: __import__("toybook.analysis.faithfulness").analysis.faithfulness.faithfulness(toybook.load_model("list_update"), MAX_OF_2, max_of_2_readings()[0]), WrongModelError, "the reading 'copies_the_larger': the model (d_vocab=52"),
+    Case("a faithfulness report of another task's model", lambda w: toybook.faithfulness_report("max_of_2", toybook.load_model("list_update")), WrongModelError, "faithfulness_report('max_of_2'): the model (d_vocab=52"),
+    Case("a faithfulness report of a model with no readings", lambda w: toybook.faithfulness_report("nonesuch"), UnknownModelError, "no readings for 'nonesuch'; readings exist for: list_update, "),
+    Case("a faithfulness baseline of -1 draws", lambda w: __import__("toybook.analysis.faithfulness").analysis.faithfulness.faithfulness(toybook.load_model("max_of_2"), MAX_OF_2, max_of_2_readings()[0], n_random=-1), ToybookError, "faithfulness.n_random must be an integer ≥ 0, got -1"),
     # model configs
     Case("normalization BN", config(normalization_type="BN"), ConfigError, "ModelConfig.normalization_type must be one of ('LN', 'LNPre', 'RMS', 'RMSPre', None), got 'BN'"),
     Case("d_model 0", config(d_model=0), ConfigError, "ModelConfig.d_model must be an integer ≥ 1, got 0"),

@@ -12,7 +12,7 @@ import pytest
 
 import toybook
 from toybook.errors import ToybookError
-from toybook.registry import claims, collect, exercise_checkers, hypotheses, presets, task_part
+from toybook.registry import claims, collect, exercise_checkers, presets, readings, task_part
 
 PACKAGE = Path(toybook.__file__).parent
 TASK_NAMES = toybook.list_tasks()
@@ -175,14 +175,14 @@ def test_every_task_folder_holds_its_parts(name):
     assert its_presets and all(preset.task.name == name for preset in its_presets)
     assert set(its_claims) == {preset.name for preset in its_presets}, "every preset is held to claims"
     assert task_part(name, "exercises").__all__
-    hypotheses = task_part(name, "hypotheses").HYPOTHESES
-    assert set(hypotheses) == set(its_claims), "every preset states its reading as data"
+    its_readings = task_part(name, "hypotheses").READINGS
+    assert set(its_readings) == set(its_claims), "every preset states its readings as programs"
     assert task_part(name, "no_such_part") is None
 
 
 def test_registries_are_discovered_from_the_folders():
     assert list(presets()) == [p.name for table in collect("presets", "PRESETS").values() for p in table]
-    assert set(claims()) == set(presets()) == set(hypotheses())
+    assert set(claims()) == set(presets()) == set(readings())
     assert list(collect("presets", "PRESETS")) == TASK_NAMES
     checkers = {name for names in collect("exercises", "__all__").values() for name in names}
     assert set(exercise_checkers()) == checkers

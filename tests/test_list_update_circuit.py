@@ -168,10 +168,11 @@ def test_each_model_s_own_circuit_follows_what_was_measured_on_it():
     from the second NL, idx into b1 by the query) the measured circuit recovers the loss, and
     one built as if it read elt, all by key, falls far short: the number can fail."""
     from toybook.tasks.list_update.analysis import ELT_POS, NL_POS
+    from toybook.analysis.faithfulness import faithfulness
     from toybook.tasks.list_update.hypotheses import measured_own_circuit, own_circuit
 
-    def layer0(hypothesis):
-        return [p.positions[0] for p in hypothesis.circuit if p.hook.startswith("blocks.0.")]
+    def layer0(reading):
+        return [p.component.positions[0] for p in reading.parts if p.component.hook.startswith("blocks.0.")]
 
     assert layer0(own_circuit(ELT_POS, [0.0, 0.1, 0.2])) == [1, 2, 3, 6]
     assert layer0(own_circuit(NL_POS, [0.0, 0.9, 0.6])) == [1, 2, 3, 6, 7, 8, 9]
@@ -180,8 +181,8 @@ def test_each_model_s_own_circuit_follows_what_was_measured_on_it():
     s1 = toybook.load_model("list_update_s1")
     measured = measured_own_circuit(s1, TASK)
     assert layer0(measured) == [1, 2, 3, 6, 7, 8]
-    assert measured.measure(s1, TASK, n_random=0).recovered >= 0.95
-    assert own_circuit(ELT_POS, [0.0, 0.0, 0.0]).measure(s1, TASK, n_random=0).recovered < 0.5
+    assert faithfulness(s1, TASK, measured, n_random=0, n_subsets=0).recovered >= 0.95
+    assert faithfulness(s1, TASK, own_circuit(ELT_POS, [0.0, 0.0, 0.0]), n_random=0, n_subsets=0).recovered < 0.9
 
 
 def test_direct_paths_and_the_random_input_baseline(model):

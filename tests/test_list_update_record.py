@@ -24,7 +24,6 @@ def close(a, b, tolerance=1e-4):
 def test_every_seed_the_chapter_shows_carries_the_record(preset):
     for result in read_sweep(SHIPPED_DIR, preset):
         measured = record.read_record(toybook.load_shipped(result.name).metadata)
-        assert set(measured.readings) == {"reading", "with_list"}
         assert measured.b2_route in (6, 7)
 
 
@@ -33,7 +32,7 @@ def test_a_recomputed_seed_gives_its_recorded_numbers():
     recorded = record.read_record(checkpoint.metadata)
     again = record.measure(checkpoint.model, checkpoint.task)
     assert again.b2_route == recorded.b2_route
-    assert again.own_circuit.circuit == recorded.own_circuit.circuit
+    assert again.own_circuit == recorded.own_circuit
     for name in ("paths", "path_accuracy", "direct", "random_paths"):
         assert getattr(again, name).keys() == getattr(recorded, name).keys()
         assert all(close(getattr(again, name)[key], value) for key, value in getattr(recorded, name).items())
@@ -41,16 +40,13 @@ def test_a_recomputed_seed_gives_its_recorded_numbers():
     for name, value in recorded.ablated.items():
         assert torch.allclose(again.ablated[name], value, atol=5e-3)
     assert torch.allclose(again.route.donor_value, recorded.route.donor_value, atol=5e-3)
-    for got, want in ((again.own, recorded.own), *((again.readings[n], recorded.readings[n]) for n in recorded.readings)):
-        assert close(got.recovered, want.recovered) and close(got.random_mean, want.random_mean, 1e-3)
 
 
 def test_the_record_reads_back_as_written():
     checkpoint = toybook.load_shipped("list_update_s1")
     measured = record.read_record(checkpoint.metadata)
     again = record.read_record({"evaluations": {record.RECORD: record.to_record(measured)}})
-    assert again.paths == measured.paths and again.own == measured.own
-    assert again.readings == measured.readings
+    assert again.paths == measured.paths and again.b2_route == measured.b2_route
     assert all(torch.equal(again.ablated[name], value) for name, value in measured.ablated.items())
 
 

@@ -39,7 +39,7 @@ _LAZY = {
     "toybook.task": ("Task",),
     "toybook.training": ("TrainConfig", "TrainResult", "train"),
     "toybook.zoo": ("list_models", "load_model", "load_shipped"),
-    "toybook.analysis.scrubbing": ("faithfulness_report",),
+    "toybook.analysis.faithfulness": ("faithfulness_report",),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from toybook.task import Task
     from toybook.training import TrainConfig, TrainResult, train
     from toybook.zoo import list_models, load_model, load_shipped
-    from toybook.analysis.scrubbing import faithfulness_report
+    from toybook.analysis.faithfulness import faithfulness_report
 
 
 def __getattr__(name: str) -> Any:

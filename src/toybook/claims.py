@@ -129,13 +129,13 @@ def accuracy(task, logits, tokens) -> float:
 
 @per_model
 def headline_faithfulness(model: nn.Module, preset: str):
-    """The :class:`~toybook.analysis.scrubbing.Faithfulness` of ``preset``'s headline reading
-    on ``model``, with its random baseline (20 draws; no completeness subsets)."""
-    from toybook.analysis.scrubbing import faithfulness, model_readings  # noqa: PLC0415 (its readings import this module)
+    """The :class:`~toybook.analysis.faithfulness.Faithfulness` of ``preset``'s headline reading
+    on ``model``, with its random baseline (no completeness subsets)."""
+    from toybook.analysis.faithfulness import faithfulness, model_readings  # noqa: PLC0415 (its readings import this module)
 
     model, task, readings = model_readings(preset, model)
     headline = next(reading for reading in readings if reading.headline)
-    return faithfulness(model, task, headline, n_random=20, n_subsets=0)
+    return faithfulness(model, task, headline, n_subsets=0)
 
 
 def headline_recovered(model: nn.Module, preset: str) -> float:
@@ -169,7 +169,7 @@ def scrubbing_claims(preset: str, name: str, low: float = 0.95, high: float = fl
     )
     if over_random:
         claims += (Claim(f"scrubbed_{name}_over_random", f"the reading `{name}` minus the 95th "
-                         "percentile of 20 random readings of its shape",
+                         "percentile of random readings of its shape",
                          functools.partial(headline_over_random, preset=preset), 1e-9),)
     return claims
 

@@ -10,7 +10,6 @@ from toybook.registry import tasks
 from toybook.zoo import list_models
 
 if TYPE_CHECKING:
-    from toybook.analysis.faithfulness import Faithfulness, Hypothesis
     from toybook.claims import ClaimResult
     from toybook.sweep import SeedResult
 
@@ -88,17 +87,40 @@ def claim_seed_table(
     return Table(header, tuple(rows))
 
 
-def faithfulness_table(hypotheses: Sequence[Hypothesis],
-                       results: Mapping[str, Mapping[str, Faithfulness]]) -> Table:
-    """Model × hypothesis: the fraction of loss recovered and, in brackets, its baseline's
-    (see :func:`toybook.analysis.faithfulness.measure_hypotheses`); ✗ below 0.95, the goal.
-    The header gives each hypothesis's size: components kept of those looked at."""
-    header = ("model", *(f"`{h.name}` ({len(h.circuit)} of {len(h.universe)})" for h in hypotheses))
-    rows = tuple(
-        (label, *(f"{r[h.name].recovered:.3f} ({r[h.name].random_mean:.2f})"
-                  + ("" if r[h.name].recovered >= 0.95 else " ✗") for h in hypotheses))
-        for label, r in results.items())
-    return Table(header, rows)
+def faithfulness_table(reports: Mapping[str, Sequence[Mapping[str, Any]]], reading: str | None = None) -> Table:
+    """Model × one reading (the headline where ``reading`` is None), from
+    :func:`toybook.faithfulness_report` rows: F (✗ below 0.95, the goal), the reading's size
+    (kept whole + scrubbed of the universe), random readings of its shape (mean, 95th
+    percentile), the group whose removal costs least and what it costs, and the completeness
+    gap."""
+    rows = []
+    for label, report in reports.items():
+        row = next(r for r in report if (r["reading"] == reading if reading else r["headline"]))
+        rows.append((label, f"`{row['reading']}`", _goal(row["recovered"]),
+                     f"{row['n_whole']} + {row['n_scrubbed']} of {row['n_universe']}",
+                     f"{row['random_mean']:.2f} ({row['random_p95']:.2f})",
+                     f"{row['weakest']}: {row['min_component_drop']:.3f}", f"{row['completeness_gap']:.3f}"))
+    return Table(("model", "reading", "F", "whole + scrubbed of universe", "random: mean (p95)",
+                  "weakest part: drop", "completeness gap"), tuple(rows))
+
+
+def readings_table(report: Sequence[Mapping[str, Any]]) -> Table:
+    """Every reading of one model, from its :func:`toybook.faithfulness_report` rows,
+    ``everything`` and ``nothing`` included."""
+    def cell(value: float, digits: int = 2) -> str:
+        return "—" if value != value else f"{value:.{digits}f}"
+
+    return Table(("reading", "F", "whole + scrubbed of universe", "MLP parts", "random: mean (p95)",
+                  "weakest part: drop", "completeness gap"), tuple(
+        (f"`{r['reading']}`" + (" (headline)" if r["headline"] else ""), _goal(r["recovered"]),
+         f"{r['n_whole']} + {r['n_scrubbed']} of {r['n_universe']}", r["mlp_parts"],
+         "—" if r["random_mean"] != r["random_mean"] else f"{r['random_mean']:.2f} ({r['random_p95']:.2f})",
+         f"{r['weakest']}: {r['min_component_drop']:.3f}" if r["weakest"] else "—",
+         cell(r["completeness_gap"], 3)) for r in report))
+
+
+def _goal(value: float) -> str:
+    return f"{value:.3f}" + ("" if value >= 0.95 else " ✗")
 
 
 def _cell(value: float, holds: bool) -> str:

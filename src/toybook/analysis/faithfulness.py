@@ -1,312 +1,606 @@
-"""Faithfulness: how much of a model's behaviour a stated circuit explains, as one number.
+"""Faithfulness as causal scrubbing scores it: one number per reading, on one scale per model.
 
-A chapter's reading names the components that matter (the circuit) among a set of
-components it looked at (the universe: say every head at every position, and the MLPs).
-The *fraction of loss recovered* (Wang et al. 2022; Chan et al. 2022; Conmy et al. 2023)
-asks what is left of the model's loss when only the circuit is intact::
+A model's **universe** is every component that can reach an answer logit: each head and MLP
+at each position from which the later layers can carry its output to an answer position
+(:func:`universe`, from the architecture and the task's answer positions; the direct path
+from the embeddings is never scrubbed). A **reading** (:class:`Reading`) says, for each
+component it keeps, either that it is kept whole or the feature of the input its output
+depends on (:class:`Feature`: a function of the tokens the component can see). An MLP can
+be read by its parts: groups of its neurons (``hook_post``), each scrubbed by a feature.
 
-    recovered = (L_ablated - L_hypothesis) / (L_ablated - L_model)
+The scrub runs the model on the measured inputs with
 
-- ``L_model``: the model's loss on the held-out inputs;
-- ``L_ablated``: the loss with the circuit's components mean-ablated (the circuit removed);
-- ``L_hypothesis``: the loss with everything else in the universe resample-ablated (each
-  row's activations taken from another input, causal-scrubbing style), and optionally the
-  circuit's own components replaced by what the hypothesis says they compute.
+- every universe component the reading does not keep *resampled*: its activation taken from
+  a run on a random reference input (the same reference row for every such component);
+- every scrubbed component's activation taken from a run on a reference input that agrees
+  with this input on the stated feature;
+- every component kept whole computed as usual (on whatever the patched earlier layers give).
 
-1 means the circuit alone gives the model's loss; 0 means keeping it is no better than
-removing it; a value above 1 means the rest of the universe was hurting. The baseline it
-must be read against (``n_random`` draws): for a circuit, random circuits of the same size
-from the same universe; for a hypothesis that states values, the same substitution with
-each row given the values stated for another input (a shuffled label). Means and
-resampling sources come from ``reference`` inputs, never from the inputs measured, so
-components chosen on one set can be tested on another.
+The fraction of loss recovered (Chan et al. 2022; Wang et al. 2022; Conmy et al. 2023) is::
 
-A chapter states its reading as a :class:`Hypothesis` (in its task folder's
-``hypotheses.py``); :func:`measure_hypotheses` gives the numbers its table shows and
-:func:`faithfulness_claim` the claim the tests assert.
+    F = (L_scrubbed - L_reading) / (L_scrubbed - L_model)
 
-Components are :class:`~toybook.analysis.patching.Patch` objects (a hook, positions, heads),
-so every ablation here goes through :func:`~toybook.analysis.patching.run_with_patches`.
+``L_scrubbed`` is the loss with every universe component resampled: one number per model and
+input set, shared by every reading and every baseline, so readings of one model compare.
+Keeping every component whole gives exactly 1 (it is the model); keeping none exactly 0.
 
-Shapes: B held-out inputs, R reference inputs, T ``n_ctx``.
+Stages, each a function (tracr's ``compiling.py`` is the model): :func:`universe`;
+:func:`plan` (a reading resolved against the universe into one source per atom);
+:class:`Scrubber` (the runs a plan's sources come from, made once per model and input set,
+and :meth:`Scrubber.loss` of any plan, one patched forward pass); :func:`faithfulness`
+(the reading's F, its random baseline, minimality and completeness).
+
+Shapes: B measured inputs, R reference inputs, T ``n_ctx``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Callable, Mapping, Sequence
+
+import json
+import re
+import time
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from toybook.analysis.patching import Patch, head, mlp, run_with_patches, source_cache
-from toybook.claims import Claim
+from toybook.analysis.patching import Patch, head, mlp, neurons
 from toybook.config_checks import check_integer
-from toybook.errors import ToybookError
-from toybook.model import check_model_fits
+from toybook.errors import ToybookError, UnknownModelError
+from toybook.evaluation import activations
+from toybook.model import check_model_fits, cpu_copy
 from toybook.task import Task
 
-Computed = Callable[[Tensor], Tensor]  # tokens [B, T] -> the activation [B, T, ...] a hypothesis states
-Stated = Callable[[torch.nn.Module, Tensor], Mapping[Patch, Computed]]  # (model, reference) -> values
-Groups = Callable[[Tensor], Mapping[str, Tensor]]  # tokens [B, T] -> name -> bool [B, A] answers
-RANDOM_CIRCUITS, SHUFFLED_VALUES = "random circuits of that size", "the values stated for other inputs"
+Key = Callable[[Tensor], Tensor]  # tokens [B, T] -> [B, ...]: two inputs agree where rows are equal
+Draw = Callable[[Tensor, torch.Generator], Tensor]  # tokens [B, T] -> [B, T], each row an input that agrees
+
+WHOLE, RESAMPLED = "whole", "resampled"
+N_RANDOM = 20  # random readings drawn for a baseline
+N_SUBSETS = 20  # random subsets drawn for completeness
+
+
+@dataclass(frozen=True, eq=False)
+class Feature:
+    """What a component's output is read as depending on: ``key`` of the tokens. The scrub
+    gives the component its activation on another input with the same key: one drawn from
+    the reference inputs, or made by ``draw`` where a key is too fine for any finite set of
+    references to hold a match (a histogram: the same tokens in another order)."""
+
+    name: str
+    key: Key
+    draw: Draw | None = None
 
 
 @dataclass(frozen=True)
-class Faithfulness:
-    """The fraction of loss recovered by one circuit, with the losses it is made of and
-    the same number for random circuits of the same size."""
+class Part:
+    """One entry of a reading: ``component`` kept whole (``feature`` None) or scrubbed by
+    ``feature``. ``group`` names what minimality removes together (say a head at every
+    position); by default the part alone."""
 
-    recovered: float  # NaN where removing the circuit does not change the loss
-    loss_model: float
-    loss_ablated: float
-    loss_hypothesis: float
-    n_components: int
-    n_universe: int
-    random: tuple[float, ...] = field(default=())  # one per draw; NaN where undefined
-    baseline: str = RANDOM_CIRCUITS  # what the draws in ``random`` are (or SHUFFLED_VALUES)
-    random_losses: tuple[tuple[float, float], ...] = field(default=())  # (ablated, hypothesis)
-    groups: Mapping[str, "Faithfulness"] = field(default_factory=dict)  # the same, per group
-    n_answers: int = 0  # answers the losses average over (a group's, or all B × A)
+    component: Patch
+    feature: Feature | None = None
+    group: str | None = None
 
     @property
-    def random_mean(self) -> float:
-        """The baseline's fraction of loss recovered, from its losses averaged over the draws
-        (a mean of per-draw fractions would be ruled by draws whose removal barely changes
-        the loss: their denominators are near 0)."""
-        if not self.random_losses:
-            return float("nan")
-        ablated, hypothesis = (sum(losses) / len(losses) for losses in zip(*self.random_losses))
-        return recovered_fraction(self.loss_model, ablated, hypothesis)
-
-    @property
-    def n_random_defined(self) -> int:
-        """Random draws whose removal changed the loss (the others have no fraction)."""
-        return sum(not math.isnan(value) for value in self.random)
-
-    def to_record(self) -> dict:
-        """Plain JSON data (for a checkpoint's sidecar); :meth:`from_record` reads it back."""
-        return {**{name: getattr(self, name) for name in self.__dataclass_fields__ if name != "groups"},
-                "groups": {name: group.to_record() for name, group in self.groups.items()}}
-
-    @classmethod
-    def from_record(cls, record: Mapping) -> "Faithfulness":
-        """The :class:`Faithfulness` that :meth:`to_record` wrote."""
-        return cls(**{**record, "random": tuple(record["random"]),
-                      "random_losses": tuple(map(tuple, record["random_losses"])),
-                      "groups": {name: cls.from_record(group) for name, group in record["groups"].items()}})
-
-    def __str__(self) -> str:
-        return (f"loss recovered {self.recovered:.3f} by {self.n_components} of "
-                f"{self.n_universe} components ({self.baseline}: "
-                f"{self.random_mean:.3f}, from the losses of {len(self.random)} draws); losses: model "
-                f"{self.loss_model:.3g}, circuit removed {self.loss_ablated:.3g}, only the "
-                f"circuit kept {self.loss_hypothesis:.3g}")
-
-
-def recovered_fraction(loss_model: float, loss_ablated: float, loss_hypothesis: float) -> float:
-    """``(L_ablated - L_hypothesis) / (L_ablated - L_model)``; NaN where the denominator is
-    below float64 resolution of the losses (removing the circuit changed nothing)."""
-    scale = max(abs(loss_ablated), abs(loss_model), 1e-300)
-    if abs(loss_ablated - loss_model) <= 1e-12 * scale:
-        return float("nan")
-    return (loss_ablated - loss_hypothesis) / (loss_ablated - loss_model)
-
-
-@torch.no_grad()
-def loss_recovered(
-    model: torch.nn.Module, task: Task, tokens: Tensor, reference: Tensor,
-    circuit: Sequence[Patch], universe: Sequence[Patch],
-    computed: Mapping[Patch, Computed] | None = None, n_random: int = 10, seed: int = 0,
-    groups: Mapping[str, Tensor] | None = None,
-) -> Faithfulness:
-    """The fraction of loss ``circuit`` recovers on ``tokens``, and its random baseline.
-
-    ``circuit`` must be a subset of ``universe``; ``computed`` maps circuit components to
-    functions of the tokens giving the activation the hypothesis says they hold (those
-    components are then replaced by it in ``L_hypothesis``). Means and resampled rows come
-    from ``reference`` (inputs not among ``tokens``). The baseline, ``n_random`` draws with
-    ``seed``: random circuits of the same size from ``universe``; or, where values are
-    stated, the same circuit with the values stated for a random permutation of the rows.
-
-    ``groups`` (name → bool ``[B, A]`` over the answers of ``tokens``, say one per kind of
-    answer) adds the same numbers with each loss averaged over that group's answers only,
-    from the same runs, in :attr:`Faithfulness.groups`.
-    """
-    circuit, universe = list(circuit), list(universe)
-    _check(circuit, universe, computed or {}, tokens, reference, n_random)
-    masks = _group_masks(groups or {}, tokens, task)
-    means = _means(model, reference, universe)
-    generator = torch.Generator().manual_seed(seed)
-    rows = torch.randint(0, len(reference), (len(tokens),), generator=generator)
-    resampled = source_cache(model, reference[rows], universe)  # one run serves every draw
-    loss_model = task.token_losses(model(tokens), tokens)
-
-    def measure(kept: list[Patch], stated: Mapping[Patch, Computed],
-                ablated: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if ablated is None:
-            ablated = _loss(model, task, tokens, kept, cache=means)
-        rest = [patch for patch in universe if patch not in kept]
-        return ablated, _scrubbed_loss(model, task, tokens, rest, resampled, stated)
-
-    losses = measure(circuit, computed or {})
-    draws = []
-    for _ in range(n_random):
-        if computed:
-            order = torch.randperm(len(tokens), generator=generator)
-            shuffled = {patch: _on_rows(function, order) for patch, function in computed.items()}
-            draws.append(measure(circuit, shuffled, losses[0]))
-        else:
-            chosen = torch.randperm(len(universe), generator=generator)[: len(circuit)]
-            draws.append(measure([universe[i] for i in sorted(chosen.tolist())], {}))
-
-    def summary(mask: Tensor | None, groups: Mapping[str, Faithfulness]) -> Faithfulness:
-        def mean(token_losses: Tensor) -> float:
-            return (token_losses.mean() if mask is None else token_losses[mask].mean()).item()
-
-        model_loss, (ablated, hypothesis) = mean(loss_model), map(mean, losses)
-        random_losses = tuple((mean(a), mean(h)) for a, h in draws)
-        return Faithfulness(
-            recovered_fraction(model_loss, ablated, hypothesis), model_loss, ablated, hypothesis,
-            len(circuit), len(universe),
-            tuple(recovered_fraction(model_loss, a, h) for a, h in random_losses),
-            SHUFFLED_VALUES if computed else RANDOM_CIRCUITS, random_losses, groups,
-            loss_model.numel() if mask is None else int(mask.sum()))
-
-    return summary(None, {name: summary(mask, {}) for name, mask in masks.items()})
-
-
-def _group_masks(groups: Mapping[str, Tensor], tokens: Tensor, task: Task) -> dict[str, Tensor]:
-    """``groups`` checked: each a bool ``[B, A]`` mask over the answers, none empty."""
-    shape = (len(tokens), len(task.answer_names))
-    masks = {}
-    for name, mask in groups.items():
-        if not isinstance(mask, Tensor) or mask.dtype != torch.bool or tuple(mask.shape) != shape:
-            raise ToybookError(f"group {name!r} must be a bool tensor {list(shape)} (inputs × "
-                               f"answers {', '.join(task.answer_names)}), got "
-                               f"{getattr(mask, 'dtype', type(mask).__name__)} "
-                               f"{list(getattr(mask, 'shape', []))}")
-        if not mask.any():
-            raise ToybookError(f"group {name!r} holds no answer of these inputs")
-        masks[name] = mask.to(tokens.device)
-    return masks
-
-
-def _on_rows(function: Computed, order: Tensor) -> Computed:
-    return lambda tokens: function(tokens[order])
+    def label(self) -> str:
+        return self.group or describe(self.component)
 
 
 @dataclass(frozen=True)
-class Hypothesis:
-    """A chapter's reading as data: the components it names (``circuit``) among those it
-    looked at (``universe``), and optionally what it says some of them compute. ``stated``
-    builds those values for a model from reference inputs (a fit, say), as a mapping from
-    circuit components to functions of the tokens."""
+class Reading:
+    """A chapter's reading of one model as data: which components it keeps and, for each,
+    whole or the feature its output depends on. Components of the universe it does not name
+    are resampled."""
 
     name: str
     text: str  # the reading in one sentence
-    circuit: tuple[Patch, ...]
-    universe: tuple[Patch, ...]
-    stated: Stated | None = None
-    n_inputs: int = 1000  # held-out inputs it is measured on (and as many reference inputs)
-
-    def measure(self, model: torch.nn.Module, task: Task, tokens: Tensor | None = None,
-                reference: Tensor | None = None, n_random: int = 10,
-                seed: int = 0, groups: Groups | None = None) -> Faithfulness:
-        """The fraction of loss recovered on ``tokens`` (by default :func:`held_out_inputs`
-        of ``n_inputs``), means and resampling from ``reference``; per group of answers too
-        where ``groups`` (a function of the tokens, see :func:`loss_recovered`) is given."""
-        check_model_fits(f"Hypothesis {self.name!r}", model, task)
-        if tokens is None or reference is None:
-            tokens, reference = held_out_inputs(task, self.n_inputs)
-        computed = self.stated(model, reference) if self.stated else None
-        return loss_recovered(model, task, tokens, reference, self.circuit, self.universe,
-                              computed, n_random, seed, groups(tokens) if groups else None)
+    parts: tuple[Part, ...]
+    headline: bool = False
+    n_inputs: int = 500  # held-out inputs it is measured on
+    n_reference: int = 4000  # reference inputs drawn from for resampling and matching keys
 
 
-def measure_hypotheses(hypotheses: Sequence[Hypothesis], models: Mapping[str, torch.nn.Module],
-                       task: Task, n_random: int = 10,
-                       groups: Groups | None = None) -> dict[str, dict[str, Faithfulness]]:
-    """Model label → hypothesis name → its :class:`Faithfulness` on the held-out inputs,
-    with the baseline from ``n_random`` draws (and per group of answers, where ``groups``):
-    the numbers a chapter's faithfulness table shows (see
-    :func:`toybook.tables.faithfulness_table`)."""
-    inputs = {n: held_out_inputs(task, n) for n in {h.n_inputs for h in hypotheses}}
-    return {label: {h.name: h.measure(model, task, *inputs[h.n_inputs], n_random=n_random,
-                                      groups=groups)
-                    for h in hypotheses}
-            for label, model in models.items()}
+def whole(*components: Patch, group: str | None = None) -> tuple[Part, ...]:
+    """Parts kept whole."""
+    return tuple(Part(component, None, group) for component in components)
 
 
-def held_out_inputs(task: Task, n: int = 1000) -> tuple[Tensor, Tensor]:
-    """``(tokens, reference)``: ``n`` inputs to measure on and ``n`` others for means and
-    resampling, from seeds no chapter uses to choose components (10_001 and 10_002)."""
-    return task.generate(n, seed=10_001), task.generate(n, seed=10_002)
+def describe(component: Patch) -> str:
+    """``L0H2@11``, ``MLP1@12``, ``MLP0@40[17 neurons]``: a component as the tables name it."""
+    layer = component.hook.split(".")[1]
+    where = "" if component.positions is None else "@" + ",".join(map(str, component.positions))
+    if component.hook.endswith("attn.hook_z"):
+        heads = "" if component.heads is None else ",".join(map(str, component.heads))
+        return f"L{layer}H{heads}{where}"
+    if component.hook.endswith("mlp.hook_post"):
+        return f"MLP{layer}{where}[{len(component.heads or ())} neurons]"
+    return f"MLP{layer}{where}"
 
 
-def faithfulness_claim(hypothesis: Hypothesis, task: Task, low: float = 0.95,
-                       high: float = float("inf"), all_seeds: bool = True):
-    """A :class:`~toybook.claims.Claim` that ``hypothesis`` recovers between ``low`` and
-    ``high`` of the loss on :func:`held_out_inputs` (0.95 is the book's goal)."""
-    return Claim(f"loss_recovered_{hypothesis.name}", f"{hypothesis.text}: fraction of loss "
-                 "recovered on held-out inputs", partial(recovered, hypothesis=hypothesis, task=task),
-                 low, high, all_seeds)
+# ---- stage 1: the universe ----------------------------------------------------------
+
+def universe(model: nn.Module, task: Task) -> tuple[Patch, ...]:
+    """Every component whose output can reach an answer logit: in the last layer, each head
+    and the MLP at each answer position; in earlier layers, at every position up to the last
+    answer position (a later layer's attention can carry it there)."""
+    cfg = model.cfg
+    answers = range(task.n_ctx)[task.answer_positions]
+    components: list[Patch] = []
+    for layer in range(cfg.n_layers):
+        positions = answers if layer == cfg.n_layers - 1 else range(max(answers) + 1)
+        components += [head(layer, p, h) for p in positions for h in range(cfg.n_heads)]
+        if not getattr(cfg, "attn_only", False):
+            components += [mlp(layer, p) for p in positions]
+    return tuple(components)
 
 
-def recovered(model: nn.Module, hypothesis: Hypothesis, task: Task) -> float:
-    """The fraction of loss ``hypothesis`` recovers on ``model`` (held-out inputs, no random
-    circuits): a faithfulness claim's measure."""
-    return hypothesis.measure(model, task, n_random=0).recovered
+# ---- stage 2: a reading resolved into one source per atom ------------------------------
+
+Source = str | Feature  # WHOLE, RESAMPLED or the feature a scrub matches on
+Plan = dict[Patch, Source]  # atom -> where its activation comes from
 
 
-def _loss(model, task, tokens, patches, cache) -> Tensor:
-    return task.token_losses(run_with_patches(model, tokens, patches, cache=cache), tokens)
+def _owner(part: Patch) -> Patch:
+    """The universe component a neuron group belongs to (its MLP at that position)."""
+    if part.hook.endswith("mlp.hook_post"):
+        return mlp(int(part.hook.split(".")[1]), part.positions[0])
+    return part
 
 
-def _scrubbed_loss(model, task, tokens, rest, resampled, stated) -> Tensor:
-    """Loss with ``rest`` taken from the ``resampled`` cache (a run on the resampled rows)
-    and each stated component replaced by its stated value, in one patched forward pass:
-    the cache holds, per hook, the resampled activation with the stated entries written
-    over it."""
-    cache = {patch.hook: resampled[patch.hook] for patch in rest}
-    for patch, function in stated.items():
-        value = function(tokens)
-        if patch.hook in cache:
-            cache[patch.hook] = cache[patch.hook].clone()
-            cache[patch.hook][patch.index] = value[patch.index].to(cache[patch.hook].dtype)
+def plan(parts: Sequence[Part], components: Sequence[Patch], d_mlp: int) -> Plan:
+    """Each atom of the universe with its source. An atom is a universe component, or, for
+    an MLP read by its parts, each neuron group of it and the group of its other neurons
+    (resampled). A reading naming a component outside the universe, one twice, or a neuron
+    twice is an error."""
+    inside = set(components)
+    chosen: Plan = {}
+    split: dict[Patch, set[int]] = {}
+    for part in parts:
+        owner = _owner(part.component)
+        if owner not in inside:
+            raise ToybookError(f"{describe(part.component)} cannot reach an answer logit (it "
+                               f"is not in the universe of {len(components)} components)")
+        if part.component in chosen or (owner is not part.component and owner in chosen):
+            raise ToybookError(f"the reading names {describe(part.component)} twice")
+        if owner != part.component:
+            if part.component.positions is None or len(part.component.positions) != 1:
+                raise ToybookError("a neuron group is read at one position")
+            taken = split.setdefault(owner, set())
+            if taken & set(part.component.heads):
+                raise ToybookError(f"{describe(part.component)} shares neurons with another part")
+            taken |= set(part.component.heads)
+        chosen[part.component] = WHOLE if part.feature is None else part.feature
+    result: Plan = {}
+    for component in components:
+        if component in split:
+            result.update({p: s for p, s in chosen.items() if _owner(p) == component and p != component})
+            rest = [n for n in range(d_mlp) if n not in split[component]]
+            if rest:
+                result[neurons(int(component.hook.split(".")[1]), component.positions[0], rest)] = RESAMPLED
         else:
-            cache[patch.hook] = value
-    patches = [*rest, *stated]
-    logits = run_with_patches(model, tokens, patches, cache=cache) if patches else model(tokens)
-    return task.token_losses(logits, tokens)
+            result[component] = chosen.get(component, RESAMPLED)
+    return result
 
 
-def _means(model, reference: Tensor, universe: list[Patch]) -> dict[str, Tensor]:
-    """Each universe hook's mean over the reference inputs, per position: ``[1, T, ...]``
-    (as :func:`~toybook.analysis.ablation.mean_activation` takes it, from one run)."""
-    cache = source_cache(model, reference, universe)
-    return {name: cache[name].float().mean(dim=0, keepdim=True)
-            for name in dict.fromkeys(patch.hook for patch in universe)}
+def removed(full: Plan, atoms: Sequence[Patch]) -> Plan:
+    """``full`` with ``atoms`` resampled (taken out of the reading)."""
+    return {atom: RESAMPLED if atom in atoms else source for atom, source in full.items()}
 
 
-def _check(circuit, universe, computed, tokens, reference, n_random) -> None:
-    if not circuit:
-        raise ToybookError("a circuit needs at least one component")
-    if len(set(universe)) != len(universe):
-        raise ToybookError("the universe lists a component twice")
-    outside = [patch for patch in circuit if patch not in universe]
-    if outside:
-        raise ToybookError(f"circuit components outside the universe: {outside}")
-    unstated = [patch for patch in computed if patch not in circuit]
-    if unstated:
-        raise ToybookError(f"computed values for components not in the circuit: {unstated}")
-    if tokens.shape[1:] != reference.shape[1:] or not len(tokens) or not len(reference):
-        raise ToybookError(f"tokens {list(tokens.shape)} and reference {list(reference.shape)} "
-                           "must be non-empty batches of the same sequence length")
-    check_integer("loss_recovered", "n_random", n_random, minimum=0)
+# ---- stage 3: the runs every source comes from, and the loss of any plan --------------
+
+@dataclass
+class Scrubber:
+    """The runs one model's scrubs draw on for ``tokens`` (measured) and ``reference``: the
+    resampled run (reference row ``rows[i]`` for input ``i``), a second independent one
+    (the random baseline's scrubbed components) and one run per feature on inputs that agree
+    with each measured input on it. :meth:`loss` of any plan is one patched forward pass."""
+
+    model: nn.Module
+    task: Task
+    tokens: Tensor
+    reference: Tensor
+    seed: int = 0
+    _generator: torch.Generator = field(init=False, repr=False)
+    _hooks: list[str] = field(init=False, repr=False)
+    _runs: dict[tuple[int, Patch], Tensor] = field(init=False, repr=False, default_factory=dict)
+    unmatched: dict[str, float] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.tokens.shape[1:] != self.reference.shape[1:] or not len(self.tokens) or len(self.reference) < 2:
+            raise ToybookError(f"tokens {list(self.tokens.shape)} and reference "
+                               f"{list(self.reference.shape)} must be batches of one sequence "
+                               "length, the reference at least 2 inputs")
+        cfg = self.model.cfg
+        self._generator = torch.Generator().manual_seed(self.seed)
+        self._hooks = [name for layer in range(cfg.n_layers) for name in (
+            f"blocks.{layer}.attn.hook_z",
+            *(() if getattr(cfg, "attn_only", False)
+              else (f"blocks.{layer}.hook_mlp_out", f"blocks.{layer}.mlp.hook_post")))]
+        self.loss_model = self.task.token_losses(self.model(self.tokens), self.tokens)
+        self.resampled = self._run(self._random_rows())
+        self.second = self._run(self._random_rows())
+
+    def _random_rows(self) -> Tensor:
+        return self.reference[torch.randint(0, len(self.reference), (len(self.tokens),),
+                                            generator=self._generator)]
+
+    def _run(self, source: Tensor, hooks: Sequence[str] | None = None) -> dict[str, Tensor]:
+        return activations(self.model, source, self._hooks if hooks is None else list(hooks))
+
+    def scrubbed(self, atoms: Plan) -> dict[Patch, Tensor]:
+        """Each feature-scrubbed atom's activation ``[B, ...]`` (at its index), on inputs that
+        agree with each measured input on the feature: one run per feature, drawn once and
+        kept (only the atoms' entries are kept, not the run)."""
+        wanted: dict[int, list[Patch]] = {}
+        features: dict[int, Feature] = {}
+        for atom, source in atoms.items():
+            if isinstance(source, Feature) and (id(source), atom) not in self._runs:
+                wanted.setdefault(id(source), []).append(atom)
+                features[id(source)] = source
+        for key, needed in wanted.items():
+            run = self._run(self._agreeing(features[key]), sorted({atom.hook for atom in needed}))
+            for atom in needed:
+                self._runs[key, atom] = run[atom.hook][atom.index]
+        return {atom: self._runs[id(source), atom] for atom, source in atoms.items()
+                if isinstance(source, Feature)}
+
+    def _agreeing(self, feature: Feature) -> Tensor:
+        mine = _rows(feature.key(self.tokens))
+        if feature.draw is not None:
+            source = feature.draw(self.tokens, self._generator)
+            if not torch.equal(_rows(feature.key(source)), mine):
+                raise ToybookError(f"feature {feature.name!r}: its draw gives inputs that do not "
+                                   "agree on its key")
+            return source
+        keys, inverse = torch.unique(torch.cat([mine, _rows(feature.key(self.reference))]),
+                                     dim=0, return_inverse=True)
+        ours, theirs = inverse[: len(mine)], inverse[len(mine):]
+        order = torch.argsort(theirs, stable=True)
+        counts = torch.bincount(theirs, minlength=len(keys))
+        starts = torch.cumsum(counts, 0) - counts
+        pick = (torch.rand(len(ours), generator=self._generator) * counts[ours]).long()
+        found = counts[ours] > 0
+        source = self.tokens.clone()
+        source[found] = self.reference[order[(starts[ours] + pick)[found]]]
+        self.unmatched[feature.name] = 1 - found.double().mean().item()
+        return source
+
+    def loss(self, atoms: Plan, second: Sequence[Patch] = ()) -> Tensor:
+        """Loss per answer ``[B, A]`` with each atom from its source; atoms in ``second``
+        (resampled ones) from the second random run instead of the first."""
+        values: dict[str, Tensor] = {}
+        masks: dict[str, Tensor] = {}
+        scrubbed = self.scrubbed(atoms)
+        for atom, source in atoms.items():
+            if source == WHOLE:
+                continue
+            if atom.hook not in values:
+                values[atom.hook] = self.resampled[atom.hook].clone()
+                masks[atom.hook] = torch.zeros(values[atom.hook].shape[1:-1] if atom.hook.endswith("hook_z")
+                                               else values[atom.hook].shape[1:], dtype=torch.bool)
+            where = atom.index
+            values[atom.hook][where] = (scrubbed[atom] if atom in scrubbed
+                                        else (self.second if atom in second else self.resampled)[atom.hook][where])
+            masks[atom.hook][where[1:]] = True
+        if not values:
+            return self.loss_model
+        hooks = [(name, _where_hook(masks[name], values[name])) for name in values]
+        logits = self.model.run_with_hooks(self.tokens, fwd_hooks=hooks)
+        return self.task.token_losses(logits, self.tokens)
 
 
-__all__ = ["RANDOM_CIRCUITS", "SHUFFLED_VALUES", "Computed", "Faithfulness", "Groups", "Hypothesis", "Stated", "faithfulness_claim",
-           "head", "held_out_inputs", "loss_recovered", "measure_hypotheses", "mlp", "recovered", "recovered_fraction"]
+def _rows(key: Tensor) -> Tensor:
+    return key.reshape(len(key), -1).long()
+
+
+def _where_hook(mask: Tensor, values: Tensor):
+    """A forward hook giving ``values`` where ``mask`` (over the activation's non-batch
+    dimensions, or all but the last for per-head ``hook_z``) is set, the run's own elsewhere."""
+    while mask.ndim < values.ndim - 1:
+        mask = mask[..., None]
+
+    def hook(activation: Tensor, hook=None) -> Tensor:
+        return torch.where(mask.to(activation.device), values.to(activation.dtype), activation)
+
+    return hook
+
+
+# ---- stage 4: the numbers --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Faithfulness:
+    """One reading of one model, as a causal-scrubbing review reads it."""
+
+    reading: str
+    headline: bool
+    recovered: float  # F
+    n_whole: int  # universe components kept whole
+    n_scrubbed: int  # universe components (or MLPs read by parts) scrubbed by a stated feature
+    n_universe: int
+    random: tuple[float, ...]  # F of random readings of the same shape, one per draw
+    mlp_parts: int  # MLPs (at a position) read by neuron groups or scrubbed by a feature
+    drops: Mapping[str, float]  # group -> F lost when it is taken out
+    completeness: tuple[tuple[float, float], ...]  # (F(reading \ K), F(model \ K)) per draw
+    loss_model: float
+    loss_scrubbed: float
+    loss_reading: float
+    unmatched: float = 0.0  # share of scrubbed activations no reference input matched
+    by_group: Mapping[str, float] = field(default_factory=dict)  # F over each group of answers
+
+    @property
+    def random_mean(self) -> float:
+        return sum(self.random) / len(self.random) if self.random else float("nan")
+
+    @property
+    def random_p95(self) -> float:
+        return float(torch.tensor(self.random).quantile(0.95)) if self.random else float("nan")
+
+    @property
+    def min_component_drop(self) -> float:
+        return min(self.drops.values()) if self.drops else float("nan")
+
+    @property
+    def inessential(self) -> tuple[str, ...]:
+        """Groups whose removal costs less than 0.01 of F."""
+        return tuple(name for name, drop in self.drops.items() if drop < 0.01)
+
+    @property
+    def completeness_gap(self) -> float:
+        """The largest ``|F(reading \\ K) - F(model \\ K)|`` over the random subsets K."""
+        return max((abs(a - b) for a, b in self.completeness), default=float("nan"))
+
+    @property
+    def weakest(self) -> str:
+        """The group whose removal costs least."""
+        return min(self.drops, key=self.drops.get) if self.drops else ""
+
+    def row(self) -> dict:
+        """The fields :func:`toybook.faithfulness_report` returns (with ``weakest``,
+        ``inessential`` and ``by_group`` besides)."""
+        return {"reading": self.reading, "headline": self.headline, "recovered": self.recovered,
+                "n_whole": self.n_whole, "n_scrubbed": self.n_scrubbed, "n_universe": self.n_universe,
+                "random_mean": self.random_mean, "random_p95": self.random_p95,
+                "mlp_parts": self.mlp_parts, "min_component_drop": self.min_component_drop,
+                "completeness_gap": self.completeness_gap, "weakest": self.weakest,
+                "inessential": list(self.inessential), "by_group": dict(self.by_group)}
+
+
+def fraction(loss_scrubbed: float, loss_model: float, loss_reading: float) -> float:
+    """``(L_scrubbed - L_reading) / (L_scrubbed - L_model)``; NaN where scrubbing the whole
+    universe does not change the loss."""
+    if abs(loss_scrubbed - loss_model) <= 1e-12 * max(abs(loss_scrubbed), abs(loss_model), 1e-300):
+        return float("nan")
+    return (loss_scrubbed - loss_reading) / (loss_scrubbed - loss_model)
+
+
+def held_out_inputs(task: Task, n: int = 500, n_reference: int = 4000) -> tuple[Tensor, Tensor]:
+    """``(tokens, reference)``: ``n`` inputs to measure on and ``n_reference`` others to
+    resample from, from seeds no chapter uses to choose components (10_001 and 10_002)."""
+    return task.generate(n, seed=10_001), task.generate(n_reference, seed=10_002)
+
+
+def scrubber(model: nn.Module, task: Task, reading: Reading, seed: int = 0) -> Scrubber:
+    """The :class:`Scrubber` of ``model`` on ``reading``'s held-out inputs."""
+    return Scrubber(model, task, *held_out_inputs(task, reading.n_inputs, reading.n_reference), seed)
+
+
+@torch.no_grad()
+def faithfulness(model: nn.Module, task: Task, reading: Reading, n_random: int = N_RANDOM,
+                 n_subsets: int = N_SUBSETS, seed: int = 0, scrub: Scrubber | None = None,
+                 groups: Callable[[Tensor], Mapping[str, Tensor]] | None = None) -> Faithfulness:
+    """``reading``'s F on ``model``; F of ``n_random`` random readings of its shape (as many
+    components kept whole and as many scrubbed, chosen at random, the scrubbed ones from an
+    input that agrees with a random other input on their key: that is, a random input, drawn
+    from the second resampled run); the drop in F when each group of its parts is taken out
+    (minimality); and, over ``n_subsets`` random subsets K of its groups, F of the reading
+    and of the whole model with K taken out (completeness, Wang et al. 2022). ``groups``
+    (tokens → name → bool ``[B, A]`` over the answers) adds F per group of answers, from the
+    same runs."""
+    check_integer("faithfulness", "n_random", n_random, minimum=0)
+    check_integer("faithfulness", "n_subsets", n_subsets, minimum=0)
+    check_model_fits(f"the reading {reading.name!r}", model, task)
+    scrub = scrub or scrubber(model, task, reading, seed)
+    components = universe(model, task)
+    atoms = plan(reading.parts, components, model.cfg.d_mlp)
+    scale = _Scale(scrub, components)
+    kept = {_owner(atom) for atom, source in atoms.items() if source != RESAMPLED}
+    split = {_owner(atom) for atom in atoms if _owner(atom) != atom}
+    n_whole = sum(1 for component in kept if atoms.get(component) == WHOLE)
+    generator = torch.Generator().manual_seed(seed + 1)
+    reading_losses = scrub.loss(atoms)
+    masks = groups(scrub.tokens) if groups else {}
+    return Faithfulness(
+        reading.name, reading.headline, scale.of(reading_losses), n_whole, len(kept) - n_whole,
+        len(components), _random_readings(scale, components, len(kept), n_whole, n_random, generator),
+        sum(1 for c in kept if c.hook.endswith("hook_mlp_out") and (c in split or isinstance(atoms.get(c), Feature))),
+        _minimality(scale, reading, atoms, scale.of(reading_losses)),
+        _completeness(scale, reading, atoms, model.cfg.d_mlp, n_subsets, generator),
+        scale.loss_model.mean().item(), scale.loss_scrubbed.mean().item(), reading_losses.mean().item(),
+        max(scrub.unmatched.values(), default=0.0),
+        {name: scale.of(reading_losses, mask) for name, mask in masks.items()})
+
+
+@dataclass
+class _Scale:
+    """The fixed scale of one model and input set: F of any plan's losses, overall or over a
+    group of answers."""
+
+    scrub: Scrubber
+    components: Sequence[Patch]
+
+    def __post_init__(self) -> None:
+        self.loss_model = self.scrub.loss_model
+        self.loss_scrubbed = self.scrub.loss({c: RESAMPLED for c in self.components})
+
+    def of(self, losses: Tensor, mask: Tensor | None = None) -> float:
+        pick = (lambda t: t.mean().item()) if mask is None else (lambda t: t[mask].mean().item())  # noqa: E731
+        return fraction(pick(self.loss_scrubbed), pick(self.loss_model), pick(losses))
+
+    def plan(self, atoms: Plan, second: Sequence[Patch] = ()) -> float:
+        return self.of(self.scrub.loss(atoms, second))
+
+
+def _random_readings(scale: _Scale, components: Sequence[Patch], size: int, n_whole: int,
+                     n_random: int, generator: torch.Generator) -> tuple[float, ...]:
+    """F of ``n_random`` readings of ``size`` random universe components, ``n_whole`` of them
+    whole and the others scrubbed with their key shuffled (from the second random run)."""
+    values = []
+    for _ in range(n_random):
+        chosen = [components[i] for i in torch.randperm(len(components), generator=generator)[:size]]
+        draw = {c: RESAMPLED for c in components} | {c: WHOLE for c in chosen[:n_whole]}
+        values.append(scale.plan(draw, second=chosen[n_whole:]))
+    return tuple(values)
+
+
+def _groups(reading: Reading) -> dict[str, list[Patch]]:
+    groups: dict[str, list[Patch]] = {}
+    for part in reading.parts:
+        groups.setdefault(part.label, []).append(part.component)
+    return groups
+
+
+def _minimality(scale: _Scale, reading: Reading, atoms: Plan, recovered: float) -> dict[str, float]:
+    """Group → F lost when the group's parts are resampled."""
+    return {name: recovered - scale.plan(removed(atoms, members)) for name, members in _groups(reading).items()}
+
+
+def _completeness(scale: _Scale, reading: Reading, atoms: Plan, d_mlp: int, n_subsets: int,
+                  generator: torch.Generator) -> tuple[tuple[float, float], ...]:
+    """``(F(reading \\ K), F(model \\ K))`` for ``n_subsets`` random subsets K of the groups
+    (each group in K with probability 1/2; never empty)."""
+    groups = _groups(reading)
+    names = list(groups)
+    everything = {c: WHOLE for c in scale.components}
+    pairs = []
+    for _ in range(n_subsets):
+        subset = [name for name in names if torch.rand((), generator=generator) < 0.5] or [names[0]]
+        taken = [c for name in subset for c in groups[name]]
+        pairs.append((scale.plan(removed(atoms, taken)), scale.plan(_model_without(everything, taken, d_mlp))))
+    return tuple(pairs)
+
+
+def _model_without(everything: Plan, taken: Sequence[Patch], d_mlp: int) -> Plan:
+    """The whole model with ``taken`` resampled: a neuron group taken out of an MLP leaves
+    the MLP's other neurons whole."""
+    result = dict(everything)
+    cut: dict[Patch, set[int]] = {}
+    for part in taken:
+        owner = _owner(part)
+        if part == owner:
+            result[owner] = RESAMPLED
+        else:
+            cut.setdefault(owner, set()).update(part.heads)
+    for owner, gone in cut.items():
+        del result[owner]
+        layer, position = int(owner.hook.split(".")[1]), owner.positions[0]
+        result[neurons(layer, position, sorted(gone))] = RESAMPLED
+        rest = [n for n in range(d_mlp) if n not in gone]
+        if rest:
+            result[neurons(layer, position, rest)] = WHOLE
+    return result
+
+
+def nothing_and_everything(model: nn.Module, task: Task, scrub: Scrubber) -> tuple[float, float]:
+    """F of resampling every universe component and of keeping every one whole: the ends of
+    the scale, 0 and 1 by construction (the tests hold every shipped model to them)."""
+    components = universe(model, task)
+    loss_model = scrub.loss_model.mean().item()
+    loss_scrubbed = scrub.loss({c: RESAMPLED for c in components}).mean().item()
+    every = scrub.loss({c: WHOLE for c in components}).mean().item()
+    return fraction(loss_scrubbed, loss_model, loss_scrubbed), fraction(loss_scrubbed, loss_model, every)
+
+
+def model_readings(name: str, model: nn.Module | None = None) -> tuple[nn.Module, Task, tuple[Reading, ...]]:
+    """``(model, task, readings)`` for a task or shipped model ``name`` (a seed ``NAME_sN``
+    is read as its preset is), the shipped model where ``model`` is None."""
+    from toybook import registry  # noqa: PLC0415 (the registry imports the task folders, which import this)
+    from toybook.zoo import load_model  # noqa: PLC0415
+
+    preset = re.sub(r"_s\d+$", "", name) if isinstance(name, str) else None
+    table = registry.readings()
+    if preset not in table:
+        raise UnknownModelError(f"no readings for {name!r}; readings exist for: {', '.join(table)} "
+                                "(and their seed models, NAME_sN)")
+    task = registry.get_preset(preset).task
+    if model is None:
+        model = load_model(name)
+    check_model_fits(f"faithfulness_report({name!r})", model, task, registry.get_preset(preset).model)
+    return model, task, tuple(table[preset](model))
+
+
+@torch.no_grad()
+def faithfulness_report(name: str, model: nn.Module | None = None, n_random: int = N_RANDOM,
+                        n_subsets: int = N_SUBSETS,
+                        groups: Callable[[Tensor], Mapping[str, Tensor]] | None = None) -> list[dict]:
+    """One row per reading of the chapter of ``name`` (a task, or a shipped model's name),
+    on ``model`` (the shipped one by default), then ``everything`` (every universe component
+    kept whole: 1) and ``nothing`` (every one resampled: 0). Each row: ``reading``,
+    ``headline``, ``recovered``, ``n_whole``, ``n_scrubbed``, ``n_universe``,
+    ``random_mean``, ``random_p95``, ``mlp_parts``, ``min_component_drop`` and
+    ``completeness_gap`` (see :class:`Faithfulness`); ``groups`` as :func:`faithfulness`
+    takes them (by default the task folder's ``hypotheses.ANSWER_GROUPS``, if any), F per
+    group in ``by_group``."""
+    from toybook import registry  # noqa: PLC0415
+
+    model, task, readings = model_readings(name, model)
+    model = cpu_copy(model)
+    groups = groups or getattr(registry.task_part(task.name, "hypotheses"), "ANSWER_GROUPS", None)
+    scrubbers: dict[tuple[int, int], Scrubber] = {}
+    rows = []
+    for reading in readings:
+        size = (reading.n_inputs, reading.n_reference)
+        if size not in scrubbers:
+            scrubbers[size] = scrubber(model, task, reading)
+        rows.append(faithfulness(model, task, reading, n_random, n_subsets, scrub=scrubbers[size],
+                                 groups=groups).row())
+    headline = next((r for r in readings if r.headline), readings[0])
+    nothing, everything = nothing_and_everything(
+        model, task, scrubbers[headline.n_inputs, headline.n_reference])
+    size = len(universe(model, task))
+    nan = float("nan")
+    for label, value, kept in (("everything", everything, size), ("nothing", nothing, 0)):
+        rows.append({"reading": label, "headline": False, "recovered": value, "n_whole": kept,
+                     "n_scrubbed": 0, "n_universe": size, "random_mean": nan, "random_p95": nan,
+                     "mlp_parts": 0, "min_component_drop": nan, "completeness_gap": nan,
+                     "weakest": "", "inessential": [], "by_group": {}})
+    return rows
+
+
+def record_path() -> Path:
+    """Where every shipped model's report is recorded (next to the checkpoints)."""
+    from toybook.zoo import SHIPPED_DIR  # noqa: PLC0415 (the zoo loads models, which this module need not)
+
+    return SHIPPED_DIR / "faithfulness.json"
+
+
+def record_reports(names: Sequence[str], path: Path | None = None, log: Callable[[str], None] = print) -> None:
+    """Measure :func:`faithfulness_report` for each shipped model in ``names`` and write them,
+    with the environment they were measured in, to ``path`` (:func:`record_path`), keeping
+    the rows recorded there for other models: the chapters read their seeds' rows from it
+    and recompute their shipped models'."""
+    from toybook.environment import current_environment  # noqa: PLC0415
+
+    path = path or record_path()
+    reports = recorded_reports(path) if path.exists() else {}
+    for name in names:
+        started = time.perf_counter()
+        reports[name] = faithfulness_report(name)
+        log(f"{name}: {time.perf_counter() - started:.1f} s")
+    path.write_text(json.dumps({"environment": current_environment(), "reports": reports}, indent=1) + "\n")
+
+
+def recorded_reports(path: Path | None = None) -> dict[str, list[dict]]:
+    """Shipped model name → its recorded :func:`faithfulness_report` rows."""
+    path = path or record_path()
+    if not path.exists():
+        raise ToybookError(f"no faithfulness record at {path}; scripts/record_faithfulness.py writes it")
+    return json.loads(path.read_text())["reports"]
+
+
+__all__ = ["N_RANDOM", "N_SUBSETS", "Feature", "Faithfulness", "Part", "Reading", "Scrubber", "describe", "faithfulness",
+           "faithfulness_report", "fraction", "held_out_inputs", "model_readings", "record_path",
+           "record_reports", "recorded_reports",
+           "nothing_and_everything", "plan", "removed", "scrubber", "universe", "whole"]

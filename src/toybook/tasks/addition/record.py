@@ -19,12 +19,10 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
-from toybook.analysis.faithfulness import Faithfulness
 from toybook.errors import ToybookError
 from toybook.tasks.addition.task import AdditionTask
 
 RECORD = "seed_measurements"
-N_RANDOM = 5  # random circuits drawn for each fraction of loss recovered, as in the chapter
 MLP_PAIRS_SEED = 60  # the MLP patching's pairs for A_j: 200 drawn with seed 60 + j
 LAYER1_SETS = {"per_layout": 50, "seed": 31}  # the hand-built sets of layer 1's relevance
 
@@ -83,40 +81,32 @@ def layer1_relevance(model: torch.nn.Module, task: AdditionTask,
 
 @dataclass(frozen=True)
 class Measurements:
-    """One seed model's numbers in the chapter: ``mlp`` (:func:`mlp_agreements`), ``layer1``
-    (:func:`layer1_relevance`; empty for one layer) and ``readings``, the fraction of loss
-    recovered by each of the chapter's readings for its preset
-    (:data:`~toybook.tasks.addition.hypotheses.HYPOTHESES`), per kind of answer digit in
-    :attr:`Faithfulness.groups`, with :data:`N_RANDOM` random circuits."""
+    """One seed model's numbers in the chapter: ``mlp`` (:func:`mlp_agreements`) and ``layer1``
+    (:func:`layer1_relevance`; empty for one layer). The readings' faithfulness is recorded
+    with every shipped model's (:func:`toybook.analysis.faithfulness.recorded_reports`)."""
 
     mlp: dict[tuple[str, int], dict[str, float]]
     layer1: dict[str, tuple[float, float]]
-    readings: dict[str, Faithfulness]
 
 
 @torch.no_grad()
 def measure(model: torch.nn.Module, task: AdditionTask, preset: str) -> Measurements:
     """:class:`Measurements` of ``model``, a model of ``preset`` (``"addition"`` or
-    ``"addition_1l"``, whose readings it is measured by); about 20 s on 2 cores."""
-    from toybook.tasks.addition.hypotheses import HYPOTHESES, by_digit_subtask
-
+    ``"addition_1l"``); about 10 s on 2 cores."""
     if preset not in ("addition", "addition_1l"):
         raise ToybookError(f"seed measurements are made for 'addition' and 'addition_1l' models, not {preset!r}")
     return Measurements(
         mlp_agreements(model, task),
         layer1_relevance(model, task) if model.cfg.n_layers > 1 else {},
-        {h.name: h.measure(model, task, n_random=N_RANDOM, groups=by_digit_subtask) for h in HYPOTHESES[preset]},
     )
 
 
 def to_record(measured: Measurements) -> dict[str, Any]:
     """Plain JSON data for a sidecar (``toybook.checkpoint.record_evaluation``)."""
-    readings = ", ".join(f"{name} {f.recovered:.3f}" for name, f in measured.readings.items())
     return {
-        "summary": f"the addition chapter's seed measurements (loss recovered: {readings})",
+        "summary": "the addition chapter's seed measurements (MLP patching, layer-1 relevance)",
         "mlp": {f"{kind}|{j}": values for (kind, j), values in measured.mlp.items()},
         "layer1": {name: list(values) for name, values in measured.layer1.items()},
-        "readings": {name: f.to_record() for name, f in measured.readings.items()},
     }
 
 
@@ -133,5 +123,4 @@ def read_record(metadata: Mapping[str, Any]) -> Measurements:
     return Measurements(
         mlp,
         {name: tuple(values) for name, values in record["layer1"].items()},
-        {name: Faithfulness.from_record(f) for name, f in record["readings"].items()},
     )

@@ -1,7 +1,8 @@
-"""The list-update chapter's reading as data: which head outputs, at which positions, carry
-the answer (every head at every position is the universe: 2 layers × 11 positions). Two
-readings are the same for every model; :func:`own_circuit` is each model's own, built from
-where it was measured to read."""
+"""The list-update chapter's readings as programs: which head outputs, at which positions,
+carry the answer, each kept whole (the rest of the universe, the one head of layer 0 at
+positions 0..9 and of layer 1 at the queries 7..9, resampled). Two readings are the same
+for every model; :func:`own_circuit` is each model's own, built from where it was measured
+to read."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Sequence
 
 import torch
 
-from toybook.analysis.faithfulness import Hypothesis, head
-from toybook.analysis.scrubbing import Reading, whole
+from toybook.analysis.faithfulness import Reading, whole
+from toybook.analysis.patching import head
 from toybook.claims import Inputs
 from toybook.errors import ToybookError
 from toybook.tasks.list_update.analysis import (
@@ -26,29 +27,30 @@ from toybook.tasks.list_update.task import ListUpdateTask
 ROUTE_INPUTS = Inputs(2000, seed=7)
 PATH_PAIRS = Inputs(200, seed=17)  # patching pairs (patching_pairs' n and seed)
 
-UNIVERSE = tuple(head(layer, p) for layer in range(2) for p in range(11))
-_L1_READS = tuple(head(1, p) for p in (7, 8, 9))  # L1 at the three queries
 
-READING = Hypothesis(
+def _heads(layer0: Sequence[int]) -> tuple:
+    """Layer 0's head at ``layer0`` and layer 1's at the three queries, kept whole."""
+    return (*whole(*(head(0, p, 0) for p in layer0)), *whole(*(head(1, p, 0) for p in QUERY_POS)))
+
+
+READING = Reading(
     "reading", "the reading as the chapter states it: L1 at the queries (7–9) copies from the "
     "source; L0 tags `elt` with its index (6), copies `elt` into the second NL (7), and "
-    "tells b2's query where `idx` points (9)",
-    circuit=(head(0, 6), head(0, 7), head(0, 9), *_L1_READS), universe=UNIVERSE, n_inputs=500,
+    "tells b2's query where `idx` points (9)", _heads((6, 7, 9)),
 )
-WITH_LIST = Hypothesis(
+WITH_LIST = Reading(
     "with_list", "the reading restated after measuring it: also L0 at the list entries "
-    "a0..a2 (1–3), whose output L1 copies along with the token",
-    circuit=(*(head(0, p) for p in (1, 2, 3, 6, 7, 9)), *_L1_READS), universe=UNIVERSE, n_inputs=500,
+    "a0..a2 (1–3), whose output L1 copies along with the token", _heads((1, 2, 3, 6, 7, 9)),
 )
 
 QUERY_PATH_MIN = 0.25  # the path table's shares fall at <= 0.16 or >= 0.5
 
 
-def own_circuit(route: int, idx_via_query: Sequence[float]) -> Hypothesis:
-    """A model's own reading (``"own"``), from two measurements on it: where it reads an
-    updated ``b2`` (``route``, :func:`~toybook.tasks.list_update.analysis.b2_route`: ``ELT_POS``
-    or ``NL_POS``) and, per answer ``b0..b2``, the share of an ``idx`` change that reaches
-    layer 1 through its queries (``idx_via_query``, path patching:
+def own_circuit(route: int, idx_via_query: Sequence[float]) -> Reading:
+    """A model's own reading (``"own"``, the headline), from two measurements on it: where it
+    reads an updated ``b2`` (``route``, :func:`~toybook.tasks.list_update.analysis.b2_route`:
+    ``ELT_POS`` or ``NL_POS``) and, per answer ``b0..b2``, the share of an ``idx`` change that
+    reaches layer 1 through its queries (``idx_via_query``, path patching:
     :func:`~toybook.tasks.list_update.analysis.composition_paths`). Layer 1 at the queries,
     layer 0 at the list (what layer 1 copies along with the token) and at ``elt`` (the key
     that tells ``idx = k``), layer 0 at the second ``NL`` where ``b2`` is read there, and at
@@ -59,16 +61,15 @@ def own_circuit(route: int, idx_via_query: Sequence[float]) -> Hypothesis:
         raise ToybookError(f"idx_via_query has one share per answer b0..b2, got {list(idx_via_query)}")
     via_query = [QUERY_POS[k] for k, share in enumerate(idx_via_query) if share >= QUERY_PATH_MIN]
     l0 = sorted({*LIST_POS, ELT_POS, *([NL_POS] if route == NL_POS else []), *via_query})
-    return Hypothesis(
+    return Reading(
         "own", "each model's own reading: L1 at the queries; L0 at the list (1–3) and at elt "
         "(6); at the second NL (7) where b2 is read from it; at b_k's query where idx reaches "
-        "b_k through layer 1's queries",
-        circuit=(*(head(0, p) for p in l0), *_L1_READS), universe=UNIVERSE, n_inputs=500,
+        "b_k through layer 1's queries", _heads(l0), headline=True,
     )
 
 
 @torch.no_grad()
-def measured_own_circuit(model: torch.nn.Module, task: ListUpdateTask) -> Hypothesis:
+def measured_own_circuit(model: torch.nn.Module, task: ListUpdateTask) -> Reading:
     """:func:`own_circuit` of ``model``, measured on inputs the faithfulness number is not
     (:data:`ROUTE_INPUTS` for the route, ``idx`` patching pairs of :data:`PATH_PAIRS` for
     the paths)."""
@@ -78,26 +79,11 @@ def measured_own_circuit(model: torch.nn.Module, task: ListUpdateTask) -> Hypoth
                        [paths["idx", "q", k] for k in range(len(QUERY_POS))])
 
 
-HYPOTHESES = {LIST_UPDATE.name: (READING, WITH_LIST),
-              LIST_UPDATE_SHORTFORMER.name: (READING, WITH_LIST),
-              LIST_UPDATE_SHORTFORMER_BATCHWISE.name: (READING, WITH_LIST)}
-
-
-# ---- readings as programs (toybook.analysis.scrubbing) ------------------------------------
-
-def as_reading(hypothesis: Hypothesis, headline: bool = False) -> Reading:
-    """``hypothesis``'s circuit as a reading that keeps each of its heads whole (the model has
-    one head per layer), everything else in the universe resampled."""
-    return Reading(hypothesis.name, hypothesis.text,
-                   whole(*(head(int(p.hook.split(".")[1]), p.positions[0], 0) for p in hypothesis.circuit)),
-                   headline=headline)
-
-
 def readings(model: torch.nn.Module) -> tuple[Reading, ...]:
     """The two readings the chapter states for every model, and ``model``'s own (the
     headline), its route and query paths measured on inputs the score is not."""
-    return (as_reading(READING), as_reading(WITH_LIST),
-            as_reading(measured_own_circuit(model, ListUpdateTask()), headline=True))
+    return READING, WITH_LIST, measured_own_circuit(model, ListUpdateTask())
 
 
-READINGS = {name: readings for name in HYPOTHESES}
+READINGS = {preset.name: readings
+            for preset in (LIST_UPDATE, LIST_UPDATE_SHORTFORMER, LIST_UPDATE_SHORTFORMER_BATCHWISE)}

@@ -20,17 +20,14 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
-from toybook.analysis.faithfulness import Faithfulness
 from toybook.errors import ToybookError
 from toybook.tasks.list_update.analysis import (
     NL_POS, DefaultRoute, ablation_effects, b2_route, default_route, path_effects, patching_pairs,
 )
-from toybook.tasks.list_update.hypotheses import HYPOTHESES, own_circuit
-from toybook.tasks.list_update.presets import LIST_UPDATE
+from toybook.tasks.list_update.hypotheses import own_circuit
 from toybook.tasks.list_update.task import ListUpdateTask
 
 RECORD = "chapter_measurements"
-N_RANDOM = 5  # random circuits drawn for each fraction of loss recovered
 Paths = dict[tuple[str, str, int], float]  # (varied, receiver, k) -> value, as path_effects gives
 
 
@@ -60,10 +57,10 @@ class Measurements:
     - ``paths`` and ``path_accuracy``: layer 0's paths into layer 1 (recovered logit
       difference and clean-answer share); ``direct``: the token's own paths; ``random_paths``:
       layer 0's paths carrying an unrelated input (the baseline);
-    - ``b2_route``: where an updated ``b2`` is read (``ELT_POS`` or ``NL_POS``);
-    - ``readings``: the chapter's readings by name, and ``own``: the model's own circuit
-      (:func:`~toybook.tasks.list_update.hypotheses.own_circuit` of ``b2_route`` and the
-      query shares of ``paths``), each on the held-out inputs with :data:`N_RANDOM` draws.
+    - ``b2_route``: where an updated ``b2`` is read (``ELT_POS`` or ``NL_POS``).
+
+    The faithfulness of the readings is not recorded here: it is cheap enough to measure
+    (:func:`toybook.faithfulness_report`).
     """
 
     ablated: dict[str, Tensor]
@@ -73,12 +70,10 @@ class Measurements:
     direct: Paths
     random_paths: Paths
     b2_route: int
-    readings: dict[str, Faithfulness]
-    own: Faithfulness
 
     @property
     def own_circuit(self):
-        """The model's own circuit as a :class:`~toybook.analysis.faithfulness.Hypothesis`."""
+        """The model's own reading (:func:`~toybook.tasks.list_update.hypotheses.own_circuit`)."""
         return own_circuit(self.b2_route, [self.paths["idx", "q", k] for k in range(3)])
 
 
@@ -89,14 +84,10 @@ def measure(model: torch.nn.Module, task: ListUpdateTask) -> Measurements:
     ablated = {name.replace(" head, ", " ").replace("-ablated", ""): accuracy
                for name, accuracy in ablation_effects(model, task, tokens).items() if " head, " in name}
     paths, path_accuracy = path_effects(model, pairs)
-    route = b2_route(model, tokens)
-    own = own_circuit(route, [paths["idx", "q", k] for k in range(3)])
     return Measurements(
         ablated, default_route(model, task, tokens), paths, path_accuracy,
         path_effects(model, pairs, sender="direct")[0],
-        path_effects(model, pairs, donors=path_donors(task))[0], route,
-        {h.name: h.measure(model, task, n_random=N_RANDOM) for h in HYPOTHESES[LIST_UPDATE.name]},
-        own.measure(model, task, n_random=N_RANDOM),
+        path_effects(model, pairs, donors=path_donors(task))[0], b2_route(model, tokens),
     )
 
 
@@ -113,15 +104,12 @@ def to_record(measured: Measurements) -> dict[str, Any]:
     """Plain JSON data for a sidecar (``toybook.checkpoint.record_evaluation``)."""
     return {
         "summary": f"the list-update chapter's measurements (an updated b2 read from "
-                   f"{'the second NL' if measured.b2_route == NL_POS else 'elt'}; own circuit "
-                   f"recovers {measured.own.recovered:.3f} of the loss)",
+                   f"{'the second NL' if measured.b2_route == NL_POS else 'elt'})",
         "ablated": {name: value.tolist() for name, value in measured.ablated.items()},
         "route": {field.name: getattr(measured.route, field.name).tolist() for field in fields(DefaultRoute)},
         **{name: _paths_record(getattr(measured, name))
            for name in ("paths", "path_accuracy", "direct", "random_paths")},
         "b2_route": measured.b2_route,
-        "readings": {name: f.to_record() for name, f in measured.readings.items()},
-        "own": measured.own.to_record(),
     }
 
 
@@ -140,6 +128,4 @@ def read_record(metadata: Mapping[str, Any]) -> Measurements:
         DefaultRoute(**{name: tensor(value) for name, value in record["route"].items()}),
         *(_read_paths(record[name]) for name in ("paths", "path_accuracy", "direct", "random_paths")),
         record["b2_route"],
-        {name: Faithfulness.from_record(f) for name, f in record["readings"].items()},
-        Faithfulness.from_record(record["own"]),
     )

@@ -7,14 +7,13 @@ from functools import partial
 import torch
 from torch import nn
 
-from toybook.analysis.faithfulness import faithfulness_claim
 from toybook.analysis.probes import linear_fit_r2
 from toybook.claims import Claim, Inputs, per_model, scrubbing_claims
 from toybook.evaluation import batched_logits
 from toybook.tasks.majority.attention import (
     ATTN_OUT, logit_contributions, patch_attention_output, permuted_prefixes, running_histogram,
 )
-from toybook.tasks.majority.hypotheses import ALGORITHM, READING, histogram_map
+from toybook.tasks.majority.hypotheses import histogram_map
 from toybook.tasks.majority.mistakes import balanced_with_rare, rare_value_mistakes
 from toybook.tasks.majority.neurons import (
     boundary_offsets, inhibition_asymmetry, inhibition_weights, mean_activations, minority_neurons,
@@ -189,10 +188,8 @@ CLAIMS = {MAJORITY.name: (
           partial(rare_neurons_beat_random, **RARE_ON_PROBE), 0.0, 1.0),
     Claim("mlp_writes_answer", "the MLP's share of the direct logit attribution "
           "(smallest over positions ≥ 16)", partial(mlp_share, **ON_PROBE), 0.9, float("inf")),
-    faithfulness_claim(READING, TASK),
-    faithfulness_claim(ALGORITHM, TASK),
 )}
 
-# The reading as a program, causal-scrubbed (toybook.analysis.scrubbing): attention as the
+# The reading as a program, causal-scrubbed (toybook.analysis.faithfulness): attention as the
 # counts so far, the MLP as its value and minority neurons.
 CLAIMS[MAJORITY.name] += scrubbing_claims(MAJORITY.name, "counts_and_vote")

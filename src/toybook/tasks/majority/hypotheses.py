@@ -1,16 +1,15 @@
-"""The majority chapter's readings as data: the attention output is a linear function of the
-running histogram (uniform attention averages the value vectors); and the whole algorithm,
-in which the MLP then writes one fixed vector for the rule's answer (the most frequent
-value, ties to the smaller)."""
+"""The majority chapter's readings as programs: both heads' outputs depend only on the counts
+so far (uniform attention averages the value vectors), and the MLP decides by its value and
+minority neurons, computed from them. Also the least-squares map from the running histogram
+to the heads' outputs, which the chapter feeds synthetic histograms through."""
 
 from __future__ import annotations
 
 from functools import partial
 
 from toybook._lazy import lazy
-from toybook.analysis.faithfulness import Hypothesis, head, mlp
-from toybook.analysis.patching import neurons
-from toybook.analysis.scrubbing import Feature, Part, Reading
+from toybook.analysis.patching import head, neurons
+from toybook.analysis.faithfulness import Feature, Part, Reading
 from toybook.claims import Inputs
 from toybook.tasks.majority.attention import running_histogram
 from toybook.tasks.majority.presets import MAJORITY
@@ -19,7 +18,6 @@ from toybook.tasks.majority.task import SEQ_LEN, MajorityTask
 
 torch = lazy("torch")
 Z = "blocks.0.attn.hook_z"
-MLP_OUT = "blocks.0.hook_mlp_out"
 
 
 def _features(tokens):
@@ -45,44 +43,7 @@ def histogram_map(model, reference):
     return heads
 
 
-def _linear_in_histogram(model, reference):
-    """Both heads' outputs ≈ histogram @ A + b_position, fitted by least squares on the
-    reference inputs."""
-    heads = histogram_map(model, reference)
-    return {head(0): lambda tokens: heads(running_histogram(MajorityTask(), tokens))}
-
-
-def _the_rules_answer(model, reference):
-    """Attention as in :data:`READING`; the MLP's output replaced by its mean, over the
-    reference inputs, at the positions whose answer by the task's rule is the same:
-    ``[V, D]``, one vector per answer (every position alike)."""
-    task = MajorityTask()
-    _, cache = model.run_with_cache(reference, names_filter=MLP_OUT)
-    out = cache[MLP_OUT].double().flatten(0, 1)  # [R * T, D]
-    answers = task.targets(reference).flatten()
-    vectors = torch.stack([out[answers == v].mean(0) for v in range(task.d_vocab_out)])
-
-    def stated(tokens):
-        return vectors[task.targets(tokens)].to(cache[MLP_OUT].dtype)
-    return {**_linear_in_histogram(model, reference), mlp(0): stated}
-
-
-READING = Hypothesis(
-    "reading", "both heads' outputs replaced by a linear function of the running histogram "
-    "(one map for all positions, plus a constant per position)",
-    circuit=(head(0),), universe=(head(0),), stated=_linear_in_histogram, n_inputs=128,
-)
-
-ALGORITHM = Hypothesis(
-    "algorithm", "attention replaced as in the reading, and the MLP's output by one fixed "
-    "vector per answer of the task's rule (the most frequent value so far, ties to the smaller)",
-    circuit=(head(0), mlp(0)), universe=(head(0), mlp(0)), stated=_the_rules_answer, n_inputs=128,
-)
-
-HYPOTHESES = {MAJORITY.name: (READING, ALGORITHM)}
-
-
-# ---- readings as programs (toybook.analysis.scrubbing) ------------------------------------
+# ---- readings as programs (toybook.analysis.faithfulness) ------------------------------------
 
 NEURONS_CHOSEN_ON = Inputs(600, seed=7)  # not the inputs the score is measured on
 PER_VALUE = 5  # each value's top neurons, and each value's top minority neurons

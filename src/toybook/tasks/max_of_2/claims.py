@@ -8,10 +8,8 @@ import torch
 from torch import nn
 
 from toybook.analysis import one_layer_circuits, run_with_hard_attention, run_without_attention_output
-from toybook.analysis.faithfulness import faithfulness_claim
 from toybook.claims import Claim, accuracy, scrubbing_claims
 from toybook.tasks.max_of_2.bound import max_of_2_bound
-from toybook.tasks.max_of_2.hypotheses import READING
 from toybook.tasks.max_of_2.presets import MAX_OF_2
 from toybook.tasks.max_of_2.task import EQUALS, N_VALUES, MaxOf2Task
 
@@ -57,8 +55,7 @@ CLAIMS = {MAX_OF_2.name: (
     Claim("no_ov_path", "attention output removed: accuracy",
           partial(without_attention_output, task=TASK), 0.0, 0.05),
     Claim("bound", "the weights-only bound certifies this fraction of inputs", certified, 0.99, 1.0),
-    faithfulness_claim(READING, TASK),
 )}
 
-# The reading as a program, causal-scrubbed (toybook.analysis.scrubbing).
+# The reading as a program, causal-scrubbed (toybook.analysis.faithfulness).
 CLAIMS[MAX_OF_2.name] += scrubbing_claims(MAX_OF_2.name, "copies_the_larger")
