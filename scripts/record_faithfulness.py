@@ -1,5 +1,5 @@
 """Record every shipped model's faithfulness report (``toybook.faithfulness_report``) in
-``src/toybook/checkpoints/faithfulness.json``.
+``src/toybook/checkpoints/records/faithfulness.json``.
 
 The chapters show the reports of every seed, more than their builds can spend, so they
 recompute their shipped models' and read the seeds' from this record; a test recomputes one

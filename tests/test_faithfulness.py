@@ -4,6 +4,7 @@ model, whose ends are exact, readings that can fail, and readings checked as dat
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -84,6 +85,8 @@ def test_a_reading_outside_the_universe_or_twice_is_refused():
         plan([Part(neurons(0, 5, [1, 2])), Part(neurons(0, 5, [2, 3]))], inside, 256)
     with pytest.raises(ToybookError, match="twice"):
         plan([Part(mlp(0, 5)), Part(neurons(0, 5, [2, 3]))], inside, 256)
+    with pytest.raises(ToybookError, match="twice"):
+        plan([Part(neurons(0, 5, [2, 3])), Part(mlp(0, 5))], inside, 256)
 
 
 def test_an_mlp_read_by_its_parts_resamples_the_neurons_it_does_not_name():
@@ -116,3 +119,30 @@ def test_minimality_names_a_component_that_does_not_matter():
     assert result.drops["L1H0@7"] > 0.01
     assert not math.isnan(result.completeness_gap)
     assert torch.isfinite(torch.tensor(result.random)).all()
+
+
+def test_the_record_holds_every_model_with_readings():
+    from toybook.analysis.faithfulness import recorded_reports
+
+    recorded = recorded_reports()
+    with_readings = {name for name in SHIPPED if re.sub(r"_s\d+$", "", name) in toybook.registry.readings()}
+    assert set(recorded) == with_readings
+    for name, rows in recorded.items():
+        assert FIELDS <= set(rows[0]) and sum(row["headline"] for row in rows) == 1, name
+        ends = {row["reading"]: row["recovered"] for row in rows if row["reading"] in ("everything", "nothing")}
+        assert ends == {"everything": 1.0, "nothing": 0.0}, name
+
+
+@pytest.mark.parametrize("name", ["max_of_2_s3", "list_update_s2", "majority_s1", "addition_1l_s2"])
+def test_a_recorded_report_is_what_a_recompute_gives(name):
+    """One model of each task: the headline's F and baseline again, to another CPU's rounding."""
+    from toybook.analysis.faithfulness import model_readings, recorded_reports
+
+    model, task, readings = model_readings(name)
+    headline = next(r for r in readings if r.headline)
+    again = faithfulness(model, task, headline, n_subsets=0, minimality=False)
+    recorded = next(row for row in recorded_reports()[name] if row["headline"])
+    assert abs(again.recovered - recorded["recovered"]) < 1e-3
+    assert abs(again.random_p95 - recorded["random_p95"]) < 1e-2
+    assert (again.n_whole, again.n_scrubbed, again.n_universe) == (
+        recorded["n_whole"], recorded["n_scrubbed"], recorded["n_universe"])

@@ -130,12 +130,12 @@ def accuracy(task, logits, tokens) -> float:
 @per_model
 def headline_faithfulness(model: nn.Module, preset: str):
     """The :class:`~toybook.analysis.faithfulness.Faithfulness` of ``preset``'s headline reading
-    on ``model``, with its random baseline (no completeness subsets)."""
+    on ``model``, with its random baseline (no minimality or completeness)."""
     from toybook.analysis.faithfulness import faithfulness, model_readings  # noqa: PLC0415 (its readings import this module)
 
     model, task, readings = model_readings(preset, model)
     headline = next(reading for reading in readings if reading.headline)
-    return faithfulness(model, task, headline, n_subsets=0)
+    return faithfulness(model, task, headline, n_subsets=0, minimality=False)
 
 
 def headline_recovered(model: nn.Module, preset: str) -> float:

@@ -8,7 +8,8 @@ A task folder ``toybook/tasks/<name>/`` holds everything the project knows about
 ``presets``     ``PRESETS``: the named training configurations its shipped models come from
 ``measure``     ``SAMPLED``: its chapter's accuracy measurement, where not the plain sample
 ``claims``      ``CLAIMS``: its chapter's circuit claims, per preset
-``hypotheses``  ``HYPOTHESES``: its chapter's readings as data, per preset
+``hypotheses``  ``READINGS``: its chapter's readings as programs, per preset (a function of
+                the model); optionally ``ANSWER_GROUPS``, the kinds of answer scored apart
 ``analysis``    its chapter's own experiments (a folder may hold more, e.g. ``circuit``)
 ``exercises``   the checkers of its chapter's implement-exercises (its ``__all__``)
 ==============  =========================================================================
@@ -114,11 +115,6 @@ def claims() -> MappingProxyType[str, tuple[Claim, ...]]:
 
 
 @cache
-def hypotheses() -> MappingProxyType[str, tuple]:
-    """Preset name → the readings its chapter states as data (``hypotheses.HYPOTHESES``)."""
-    return _merged("hypotheses", "HYPOTHESES")
-
-
 @cache
 def readings() -> MappingProxyType[str, Any]:
     """Preset name → the function giving its chapter's readings of a model as programs
@@ -140,5 +136,5 @@ def exercise_checkers() -> MappingProxyType[str, Any]:
                              for checker in names})
 
 
-__all__ = ["claims", "collect", "exercise_checkers", "get_preset", "get_task", "hypotheses", "readings",
+__all__ = ["claims", "collect", "exercise_checkers", "get_preset", "get_task", "readings",
            "list_tasks", "presets", "sampled_measurement", "task_part", "tasks"]

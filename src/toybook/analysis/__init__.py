@@ -6,7 +6,7 @@
 ``ablation``       zero- and mean-ablation, and the one hook that writes into an activation
 ``patching``       activation patching: one function, :func:`run_with_patches`, and its variants
 ``interventions``  attention forcing, and removing a layer's output or the positions
-``faithfulness``   the fraction of loss a reading recovers, beside its baseline; readings as data
+``faithfulness``   causal scrubbing: a reading as a program, its F on one scale per model, the report
 ``dynamics``       training dynamics: threshold crossings, models at snapshots
 =================  ========================================================================
 

@@ -5,15 +5,18 @@ at each position from which the later layers can carry its output to an answer p
 (:func:`universe`, from the architecture and the task's answer positions; the direct path
 from the embeddings is never scrubbed). A **reading** (:class:`Reading`) says, for each
 component it keeps, either that it is kept whole or the feature of the input its output
-depends on (:class:`Feature`: a function of the tokens the component can see). An MLP can
-be read by its parts: groups of its neurons (``hook_post``), each scrubbed by a feature.
+depends on (:class:`Feature`: a function of the tokens the component can see). An MLP is
+read as a function of stated features, or by its parts: groups of its neurons
+(``hook_post``), each kept or scrubbed by a feature, the others resampled.
 
 The scrub runs the model on the measured inputs with
 
 - every universe component the reading does not keep *resampled*: its activation taken from
   a run on a random reference input (the same reference row for every such component);
 - every scrubbed component's activation taken from a run on a reference input that agrees
-  with this input on the stated feature;
+  with this input on the stated feature, in which the components the reading says feed it
+  are scrubbed in turn, relative to that input (causal scrubbing's tree: a stated component
+  is tested with what the reading says reaches it, not with a clean run);
 - every component kept whole computed as usual (on whatever the patched earlier layers give).
 
 The fraction of loss recovered (Chan et al. 2022; Wang et al. 2022; Conmy et al. 2023) is::
@@ -35,13 +38,12 @@ Shapes: B measured inputs, R reference inputs, T ``n_ctx``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
-
 import json
 import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -66,7 +68,9 @@ class Feature:
     """What a component's output is read as depending on: ``key`` of the tokens. The scrub
     gives the component its activation on another input with the same key: one drawn from
     the reference inputs, or made by ``draw`` where a key is too fine for any finite set of
-    references to hold a match (a histogram: the same tokens in another order)."""
+    references to hold a match (a histogram: the same tokens in another order). Components
+    given one ``Feature`` object are read as one node (say a layer's heads and MLP at one
+    position): they take their outputs from one run on one agreeing input."""
 
     name: str
     key: Key
@@ -162,7 +166,7 @@ def plan(parts: Sequence[Part], components: Sequence[Patch], d_mlp: int) -> Plan
         if owner not in inside:
             raise ToybookError(f"{describe(part.component)} cannot reach an answer logit (it "
                                f"is not in the universe of {len(components)} components)")
-        if part.component in chosen or (owner is not part.component and owner in chosen):
+        if part.component in chosen or owner in (chosen if owner != part.component else split):
             raise ToybookError(f"the reading names {describe(part.component)} twice")
         if owner != part.component:
             if part.component.positions is None or len(part.component.positions) != 1:
@@ -205,7 +209,8 @@ class Scrubber:
     seed: int = 0
     _generator: torch.Generator = field(init=False, repr=False)
     _hooks: list[str] = field(init=False, repr=False)
-    _runs: dict[tuple[int, Patch], Tensor] = field(init=False, repr=False, default_factory=dict)
+    _runs: dict[tuple, Tensor] = field(init=False, repr=False, default_factory=dict)
+    _drawn: dict[tuple, Tensor] = field(init=False, repr=False, default_factory=dict)
     unmatched: dict[str, float] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -231,26 +236,59 @@ class Scrubber:
         return activations(self.model, source, self._hooks if hooks is None else list(hooks))
 
     def scrubbed(self, atoms: Plan) -> dict[Patch, Tensor]:
-        """Each feature-scrubbed atom's activation ``[B, ...]`` (at its index), on inputs that
-        agree with each measured input on the feature: one run per feature, drawn once and
-        kept (only the atoms' entries are kept, not the run)."""
-        wanted: dict[int, list[Patch]] = {}
-        features: dict[int, Feature] = {}
-        for atom, source in atoms.items():
-            if isinstance(source, Feature) and (id(source), atom) not in self._runs:
-                wanted.setdefault(id(source), []).append(atom)
-                features[id(source)] = source
-        for key, needed in wanted.items():
-            run = self._run(self._agreeing(features[key]), sorted({atom.hook for atom in needed}))
-            for atom in needed:
-                self._runs[key, atom] = run[atom.hook][atom.index]
-        return {atom: self._runs[id(source), atom] for atom, source in atoms.items()
-                if isinstance(source, Feature)}
+        """Each feature-scrubbed atom's activation ``[B, ...]`` (at its index), as causal
+        scrubbing computes it: from a run on inputs that agree with each measured input on
+        the feature, in which the plan's atoms upstream of it are scrubbed in turn, relative
+        to those inputs (resampled ones from the random run; scrubbed ones from inputs that
+        agree with *those* inputs on their feature, and so on). A stated component is thus
+        tested with what the reading says feeds it, not with a clean run."""
+        return {atom: self._value(atom, source, atoms, self.tokens, ())
+                for atom, source in atoms.items() if isinstance(source, Feature)}
 
-    def _agreeing(self, feature: Feature) -> Tensor:
-        mine = _rows(feature.key(self.tokens))
+    def _value(self, atom: Patch, feature: Feature, atoms: Plan, base: Tensor, path: tuple) -> Tensor:
+        tokens = self._agreeing_to(feature, base, path)
+        upstream = self._upstream(atom, atoms, feature)
+        signature = (path, id(feature), atom, frozenset(
+            (a, source if isinstance(source, str) else id(source)) for a, source in upstream.items()))
+        if signature not in self._runs:
+            inner = (*path, (id(feature), atom))
+            values = {a: self.resampled[a.hook][a.index] if source == RESAMPLED
+                      else self._value(a, source, atoms, tokens, inner) for a, source in upstream.items()}
+            # atoms scrubbed by the same feature with nothing scrubbed upstream share one run
+            alike = [a for a, source in atoms.items() if source is feature and not self._upstream(a, atoms, feature)] \
+                if not upstream else [atom]
+            for a, value in self._captured(tokens, values, alike).items():
+                self._runs[(path, id(feature), a, frozenset())] = value
+            if upstream:
+                self._runs[signature] = self._runs.pop((path, id(feature), atom, frozenset()))
+        return self._runs[signature]
+
+    @staticmethod
+    def _upstream(atom: Patch, atoms: Plan, feature: Feature) -> Plan:
+        """The scrubbed or resampled atoms that feed ``atom``, but for those scrubbed by the
+        same :class:`Feature`: components that share one feature object are one node of the
+        tree, computed together in one run on one agreeing input."""
+        return {a: source for a, source in atoms.items()
+                if source != WHOLE and source is not feature and _feeds(a, atom)}
+
+    def _agreeing_to(self, feature: Feature, base: Tensor, path: tuple) -> Tensor:
+        """Inputs agreeing with ``base`` on ``feature``, drawn once per place in the tree."""
+        key = (path, id(feature))
+        if key not in self._drawn:
+            self._drawn[key] = self._agreeing(feature, base, record=not path)
+        return self._drawn[key]
+
+    def _captured(self, tokens: Tensor, values: Mapping[Patch, Tensor], wanted: Sequence[Patch]) -> dict[Patch, Tensor]:
+        """Each atom of ``wanted`` (its entries) in a run on ``tokens`` with ``values``
+        written at their atoms, the run cut after the last block it needs."""
+        with self.model.hooks(fwd_hooks=_patching_hooks(values, self.resampled)):
+            run = activations(self.model, tokens, sorted({atom.hook for atom in wanted}))
+        return {atom: run[atom.hook][atom.index] for atom in wanted}
+
+    def _agreeing(self, feature: Feature, base: Tensor, record: bool = True) -> Tensor:
+        mine = _rows(feature.key(base))
         if feature.draw is not None:
-            source = feature.draw(self.tokens, self._generator)
+            source = feature.draw(base, self._generator)
             if not torch.equal(_rows(feature.key(source)), mine):
                 raise ToybookError(f"feature {feature.name!r}: its draw gives inputs that do not "
                                    "agree on its key")
@@ -263,33 +301,51 @@ class Scrubber:
         starts = torch.cumsum(counts, 0) - counts
         pick = (torch.rand(len(ours), generator=self._generator) * counts[ours]).long()
         found = counts[ours] > 0
-        source = self.tokens.clone()
+        source = base.clone()
         source[found] = self.reference[order[(starts[ours] + pick)[found]]]
-        self.unmatched[feature.name] = 1 - found.double().mean().item()
+        if record:
+            self.unmatched[feature.name] = 1 - found.double().mean().item()
         return source
 
     def loss(self, atoms: Plan, second: Sequence[Patch] = ()) -> Tensor:
         """Loss per answer ``[B, A]`` with each atom from its source; atoms in ``second``
         (resampled ones) from the second random run instead of the first."""
-        values: dict[str, Tensor] = {}
-        masks: dict[str, Tensor] = {}
         scrubbed = self.scrubbed(atoms)
-        for atom, source in atoms.items():
-            if source == WHOLE:
-                continue
-            if atom.hook not in values:
-                values[atom.hook] = self.resampled[atom.hook].clone()
-                masks[atom.hook] = torch.zeros(values[atom.hook].shape[1:-1] if atom.hook.endswith("hook_z")
-                                               else values[atom.hook].shape[1:], dtype=torch.bool)
-            where = atom.index
-            values[atom.hook][where] = (scrubbed[atom] if atom in scrubbed
-                                        else (self.second if atom in second else self.resampled)[atom.hook][where])
-            masks[atom.hook][where[1:]] = True
+        values = {atom: scrubbed[atom] if atom in scrubbed
+                  else (self.second if atom in second else self.resampled)[atom.hook][atom.index]
+                  for atom, source in atoms.items() if source != WHOLE}
         if not values:
             return self.loss_model
-        hooks = [(name, _where_hook(masks[name], values[name])) for name in values]
-        logits = self.model.run_with_hooks(self.tokens, fwd_hooks=hooks)
+        logits = self.model.run_with_hooks(self.tokens, fwd_hooks=_patching_hooks(values, self.resampled))
         return self.task.token_losses(logits, self.tokens)
+
+
+def _layer(atom: Patch) -> int:
+    return int(atom.hook.split(".")[1])
+
+
+def _feeds(a: Patch, b: Patch) -> bool:
+    """Whether atom ``a``'s output can reach atom ``b`` (both at one position): an earlier
+    layer at ``b``'s position or before, or an attention head feeding its own layer's MLP."""
+    if _layer(a) < _layer(b):
+        return a.positions[0] <= b.positions[0]
+    return (_layer(a) == _layer(b) and a.hook.endswith("attn.hook_z")
+            and not b.hook.endswith("attn.hook_z") and a.positions == b.positions)
+
+
+def _patching_hooks(values: Mapping[Patch, Tensor], like: Mapping[str, Tensor]) -> list:
+    """One forward hook per activation writing ``values`` (atom → its entries ``[B, ...]``)
+    over the run's own; ``like`` gives each activation's shape."""
+    full: dict[str, Tensor] = {}
+    masks: dict[str, Tensor] = {}
+    for atom, value in values.items():
+        if atom.hook not in full:
+            full[atom.hook] = torch.zeros_like(like[atom.hook])
+            shape = full[atom.hook].shape[1:-1] if atom.hook.endswith("hook_z") else full[atom.hook].shape[1:]
+            masks[atom.hook] = torch.zeros(shape, dtype=torch.bool)
+        full[atom.hook][atom.index] = value
+        masks[atom.hook][atom.index[1:]] = True
+    return [(name, _where_hook(masks[name], full[name])) for name in full]
 
 
 def _rows(key: Tensor) -> Tensor:
@@ -390,7 +446,8 @@ def scrubber(model: nn.Module, task: Task, reading: Reading, seed: int = 0) -> S
 @torch.no_grad()
 def faithfulness(model: nn.Module, task: Task, reading: Reading, n_random: int = N_RANDOM,
                  n_subsets: int = N_SUBSETS, seed: int = 0, scrub: Scrubber | None = None,
-                 groups: Callable[[Tensor], Mapping[str, Tensor]] | None = None) -> Faithfulness:
+                 groups: Callable[[Tensor], Mapping[str, Tensor]] | None = None,
+                 minimality: bool = True) -> Faithfulness:
     """``reading``'s F on ``model``; F of ``n_random`` random readings of its shape (as many
     components kept whole and as many scrubbed, chosen at random, the scrubbed ones from an
     input that agrees with a random other input on their key: that is, a random input, drawn
@@ -398,7 +455,7 @@ def faithfulness(model: nn.Module, task: Task, reading: Reading, n_random: int =
     (minimality); and, over ``n_subsets`` random subsets K of its groups, F of the reading
     and of the whole model with K taken out (completeness, Wang et al. 2022). ``groups``
     (tokens → name → bool ``[B, A]`` over the answers) adds F per group of answers, from the
-    same runs."""
+    same runs. ``minimality=False`` leaves the drops out (the claims do not read them)."""
     check_integer("faithfulness", "n_random", n_random, minimum=0)
     check_integer("faithfulness", "n_subsets", n_subsets, minimum=0)
     check_model_fits(f"the reading {reading.name!r}", model, task)
@@ -416,7 +473,7 @@ def faithfulness(model: nn.Module, task: Task, reading: Reading, n_random: int =
         reading.name, reading.headline, scale.of(reading_losses), n_whole, len(kept) - n_whole,
         len(components), _random_readings(scale, components, len(kept), n_whole, n_random, generator),
         sum(1 for c in kept if c.hook.endswith("hook_mlp_out") and (c in split or isinstance(atoms.get(c), Feature))),
-        _minimality(scale, reading, atoms, scale.of(reading_losses)),
+        _minimality(scale, reading, atoms, scale.of(reading_losses)) if minimality else {},
         _completeness(scale, reading, atoms, model.cfg.d_mlp, n_subsets, generator),
         scale.loss_model.mean().item(), scale.loss_scrubbed.mean().item(), reading_losses.mean().item(),
         max(scrub.unmatched.values(), default=0.0),
@@ -573,7 +630,7 @@ def record_path() -> Path:
     """Where every shipped model's report is recorded (next to the checkpoints)."""
     from toybook.zoo import SHIPPED_DIR  # noqa: PLC0415 (the zoo loads models, which this module need not)
 
-    return SHIPPED_DIR / "faithfulness.json"
+    return SHIPPED_DIR / "records" / "faithfulness.json"
 
 
 def record_reports(names: Sequence[str], path: Path | None = None, log: Callable[[str], None] = print) -> None:
@@ -589,6 +646,7 @@ def record_reports(names: Sequence[str], path: Path | None = None, log: Callable
         started = time.perf_counter()
         reports[name] = faithfulness_report(name)
         log(f"{name}: {time.perf_counter() - started:.1f} s")
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"environment": current_environment(), "reports": reports}, indent=1) + "\n")
 
 
