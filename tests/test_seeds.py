@@ -72,7 +72,12 @@ def test_the_recorded_sweep_matches_the_shipped_seed_models(preset):
     first = recorded[0]  # claim values are fractions of inputs, some over ~600 of them (the
     # updated b_k of list update): another CPU's rounding may flip a near-tie or a few
     fresh = {r.claim.name: r.value for r in shipped_claim_results(first.name)}
-    assert fresh == pytest.approx({name: c["value"] for name, c in first.claims.items()}, abs=0.01)
+    # the sweeps recorded the claims of the day: those of the earlier faithfulness measure are
+    # retired (the scrubbed_* claims replaced them, and are asserted on every seed above)
+    retired = set(first.claims) - set(fresh)
+    assert all(name.startswith("loss_recovered_") for name in retired), retired
+    assert {name: fresh[name] for name in first.claims if name in fresh} == pytest.approx(
+        {name: c["value"] for name, c in first.claims.items() if name in fresh}, abs=0.01)
 
 
 def test_a_sweep_resumes_from_existing_checkpoints(tmp_path, capsys):
