@@ -208,7 +208,6 @@ class Scrubber:
     reference: Tensor
     seed: int = 0
     _generator: torch.Generator = field(init=False, repr=False)
-    _hooks: list[str] = field(init=False, repr=False)
     _runs: dict[tuple, Tensor] = field(init=False, repr=False, default_factory=dict)
     _drawn: dict[tuple, Tensor] = field(init=False, repr=False, default_factory=dict)
     unmatched: dict[str, float] = field(init=False, default_factory=dict)
@@ -218,22 +217,14 @@ class Scrubber:
             raise ToybookError(f"tokens {list(self.tokens.shape)} and reference "
                                f"{list(self.reference.shape)} must be batches of one sequence "
                                "length, the reference at least 2 inputs")
-        cfg = self.model.cfg
         self._generator = torch.Generator().manual_seed(self.seed)
-        self._hooks = [name for layer in range(cfg.n_layers) for name in (
-            f"blocks.{layer}.attn.hook_z",
-            *(() if getattr(cfg, "attn_only", False)
-              else (f"blocks.{layer}.hook_mlp_out", f"blocks.{layer}.mlp.hook_post")))]
         self.loss_model = self.task.token_losses(self.model(self.tokens), self.tokens)
-        self.resampled = self._run(self._random_rows())
-        self.second = self._run(self._random_rows())
+        self.resampled = _LazyRun(self.model, self._random_rows())
+        self.second = _LazyRun(self.model, self._random_rows())
 
     def _random_rows(self) -> Tensor:
         return self.reference[torch.randint(0, len(self.reference), (len(self.tokens),),
                                             generator=self._generator)]
-
-    def _run(self, source: Tensor, hooks: Sequence[str] | None = None) -> dict[str, Tensor]:
-        return activations(self.model, source, self._hooks if hooks is None else list(hooks))
 
     def scrubbed(self, atoms: Plan) -> dict[Patch, Tensor]:
         """Each feature-scrubbed atom's activation ``[B, ...]`` (at its index), as causal
@@ -318,6 +309,20 @@ class Scrubber:
             return self.loss_model
         logits = self.model.run_with_hooks(self.tokens, fwd_hooks=_patching_hooks(values, self.resampled))
         return self.task.token_losses(logits, self.tokens)
+
+
+class _LazyRun:
+    """The activations of one run of ``model`` on ``tokens``, computed hook by hook as they
+    are first asked for (``run[hook]``): a scrub needs only the hooks its plans patch, and a
+    run of every hook of a large model would hold far more."""
+
+    def __init__(self, model: nn.Module, tokens: Tensor) -> None:
+        self.model, self.tokens, self._cache = model, tokens, {}
+
+    def __getitem__(self, hook: str) -> Tensor:
+        if hook not in self._cache:
+            self._cache.update(activations(self.model, self.tokens, [hook]))
+        return self._cache[hook]
 
 
 def _layer(atom: Patch) -> int:
