@@ -15,6 +15,7 @@ import os
 import shutil
 import threading
 import time
+from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 import pytest
@@ -68,59 +69,6 @@ def outside_requests(urls):
             and urlparse(url).hostname not in LOCAL]
 
 
-@pytest.mark.parametrize("name", toc_files())
-def test_page_is_offline_complete_and_renders(browser, site, name):
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
-    requests, errors = [], []
-    page.on("request", lambda request: requests.append(request.url))
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{site}/{name}.html", wait_until="load")
-    page.wait_for_timeout(1500)  # late requests (fonts, deferred scripts) get recorded too
-
-    n_plotly = page.locator(".plotly-graph-div").count()
-    if n_plotly:
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('.plotly-graph-div')].every(d => d.querySelector('svg.main-svg'))",
-            timeout=20_000,
-        )
-        traces = page.evaluate(
-            "() => [...document.querySelectorAll('.plotly-graph-div')].map(d => (d._fullData || []).length)"
-        )
-        assert all(n > 0 for n in traces), f"plotly figures without data on {name}: {traces}"
-    n_views = page.locator(".toybook-circuitsvis").count()
-    if n_views:
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('.toybook-circuitsvis')].every(v => v.querySelector('svg, canvas, table, div'))",
-            timeout=20_000,
-        )
-        texts = page.evaluate("() => [...document.querySelectorAll('.toybook-circuitsvis')].map(v => v.textContent)")
-        assert not any("could not be loaded" in text for text in texts)
-    if page.locator("div.math, span.math").count():
-        page.wait_for_selector("mjx-container", timeout=20_000)
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name.replace('/', '_')}.png"), full_page=True)
-    page.close()
-    assert not outside_requests(requests), f"{name} asked outside hosts: {outside_requests(requests)}"
-    assert not errors, f"JavaScript errors on {name}: {errors}"
-    if name in {"book/list_update", "book/majority", "book/max_of_2"}:
-        assert n_plotly >= 3
-
-
-def open_drawn(browser, site, name, width):
-    """A page of the site at ``width`` px, once every plotly figure and attention view is drawn."""
-    page = browser.new_page(viewport={"width": width, "height": 900})
-    page.goto(f"{site}/{name}.html", wait_until="load")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.plotly-graph-div')].every(d => d.querySelector('svg.main-svg'))"
-        " && [...document.querySelectorAll('.toybook-circuitsvis')].every(v => v.querySelector('canvas'))",
-        timeout=20_000,
-    )
-    page.wait_for_timeout(300)
-    return page
-
-
 # every attention view's problems as a reader meets them: headings in the page outline,
 # canvases without a name, head labels that overflow their tile, labels under 4.5:1 contrast
 ATTENTION_VIEW_PROBLEMS = r"""
@@ -154,35 +102,6 @@ ATTENTION_VIEW_PROBLEMS = r"""
   return problems;
 }
 """
-VIEW_PAGES = ["book/addition", "book/list_update", "book/majority"]
-
-
-def test_the_view_pages_are_the_ones_with_views(built_book):
-    with_views = [name for name in toc_files()
-                  if "toybook-circuitsvis" in (built_book / f"{name}.html").read_text()]
-    assert sorted(with_views) == VIEW_PAGES
-
-
-@pytest.mark.parametrize("width", [1280, 390])
-@pytest.mark.parametrize("name", VIEW_PAGES)
-def test_attention_views_read_well(browser, site, name, width):
-    """On today's circuitsvis alone, every page fails this (see toybook.attention_view)."""
-    page = open_drawn(browser, site, name, width)
-    assert page.evaluate(ATTENTION_VIEW_PROBLEMS) == []
-    last_tile = page.locator(".toybook-circuitsvis").first.locator("canvas").nth(-2)
-    last_tile.scroll_into_view_if_needed()
-    last_tile.hover()  # the enlarged view switches head: React redraws it
-    page.wait_for_timeout(300)
-    assert page.evaluate(ATTENTION_VIEW_PROBLEMS) == []
-    zoomed = page.locator(".toybook-circuitsvis").first.locator("canvas").last.get_attribute("aria-label")
-    thumbnail = last_tile.get_attribute("aria-label")
-    assert zoomed == thumbnail and zoomed.startswith("attention pattern of ")
-    if width == 390:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.locator(".toybook-circuitsvis").first.screenshot(
-            path=str(ARTIFACTS / f"attention_view_{name.replace('/', '_')}_390.png"))
-    page.close()
-
 
 # a legend, play/pause button or slider drawn over a figure's title, a subplot title,
 # an axis title or another of these controls
@@ -208,24 +127,6 @@ PLOTLY_OVERLAPS = r"""
   return [...new Set(problems)];
 }
 """
-
-
-@pytest.mark.parametrize("width", [1280, 390])
-def test_no_figure_control_covers_a_title(browser, site, width):
-    found = {}
-    for name in toc_files():
-        page = open_drawn(browser, site, name, width)
-        problems = page.evaluate(PLOTLY_OVERLAPS)
-        if problems:
-            found[name] = problems
-        if name == "book/max_of_2":  # the animation: its legend, buttons and slider
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            animation = page.locator(".plotly-graph-div:has(g.updatemenu-container)").first
-            animation.scroll_into_view_if_needed()
-            animation.screenshot(path=str(ARTIFACTS / f"max_of_2_animation_{width}.png"))
-        page.close()
-    assert found == {}
-
 
 # the chromatic colour words a figure's title, subplot titles or legend name, figure by
 # figure (black, grey and white are left out: every figure has text in them)
@@ -283,16 +184,181 @@ def colours_not_shown(page):
     return missing
 
 
-@pytest.mark.parametrize("width", [1280, 390])
-def test_every_colour_a_figure_names_is_shown(browser, site, width):
-    found, n_named = {}, 0
-    for name in toc_files():
-        page = open_drawn(browser, site, name, width)
-        n_named += sum(bool(words) for words in page.evaluate(NAMED_COLOURS))
-        missing = colours_not_shown(page)
-        if missing:
-            found[name] = missing
-        page.close()
+# every table or printed output wider than its column, and whether a visible cue (from
+# book/_ext/toybook-reader.js) stands right above it
+WIDE_WITHOUT_CUE = r"""
+() => [...document.querySelectorAll('.pst-scrollable-table-container, div.cell_output pre')]
+  .filter(box => box.scrollWidth > box.clientWidth + 1 && box.getBoundingClientRect().width > 0)
+  .filter(box => {
+    const cue = box.previousElementSibling;
+    return !(cue && cue.classList.contains('toybook-scroll-cue') && cue.getBoundingClientRect().height > 0
+             && /scroll/.test(cue.textContent));
+  })
+  .map(box => box.textContent.trim().replace(/\s+/g, ' ').slice(0, 60))
+"""
+
+
+AXE_CORE = "4.14.1"
+
+
+@pytest.fixture(scope="module")
+def axe_js():
+    """axe-core from the npm registry, fetched once like the book's other npm assets."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    from offline_assets import npm_package
+
+    return (npm_package("axe-core", AXE_CORE) / "axe.min.js").read_text()
+
+
+WIDTHS = (1280, 390)
+VIEW_PAGES = ["book/addition", "book/list_update", "book/majority"]
+
+
+@dataclass
+class Seen:
+    """What the checks below read of one page at one width. Each page is opened and drawn
+    once per width for all of them (a heavy chapter takes seconds to draw), and its
+    requests and errors are recorded from the first request to the last check."""
+
+    requests: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    traces: list[int] = field(default_factory=list)  # data traces per plotly figure
+    view_texts: list[str] = field(default_factory=list)
+    overlaps: list[str] = field(default_factory=list)
+    n_wide: int = 0
+    wide_without_cue: list[str] = field(default_factory=list)
+    named_colours: list[list[str]] = field(default_factory=list)
+    colours_missing: dict[int, list[str]] = field(default_factory=dict)
+    accessibility: list[str] | None = None  # serious or critical axe violations, at 1280 px
+    view_problems: list[str] = field(default_factory=list)  # as drawn, then after a hover
+    zoomed_label: str | None = None
+    hovered_label: str | None = None
+
+
+def open_drawn(browser, site, name, width, seen=None):
+    """A page of the site at ``width`` px, once every plotly figure, attention view and
+    formula is drawn; ``seen`` records its requests and JavaScript errors from the start."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    if seen is not None:
+        page.on("request", lambda request: seen.requests.append(request.url))
+        page.on("console", lambda message: seen.errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: seen.errors.append(str(error)))
+    page.goto(f"{site}/{name}.html", wait_until="load")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.plotly-graph-div')].every(d => d.querySelector('svg.main-svg'))"
+        " && [...document.querySelectorAll('.toybook-circuitsvis')].every(v => v.querySelector('canvas'))",
+        timeout=20_000,
+    )
+    if page.locator("div.math, span.math").count():
+        page.wait_for_selector("mjx-container", timeout=20_000)
+    page.wait_for_timeout(300)
+    return page
+
+
+def look(browser, site, axe_js, name, width):
+    """Open ``name`` at ``width`` and read everything the checks assert on, in an order that
+    leaves each reading as it was on a freshly drawn page: the hover over an attention view,
+    which redraws it, comes last."""
+    seen, started = Seen(), time.monotonic()
+    page = open_drawn(browser, site, name, width, seen)
+    seen.traces = page.evaluate(
+        "() => [...document.querySelectorAll('.plotly-graph-div')].map(d => (d._fullData || []).length)")
+    seen.view_texts = page.evaluate("() => [...document.querySelectorAll('.toybook-circuitsvis')].map(v => v.textContent)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    seen.overlaps = page.evaluate(PLOTLY_OVERLAPS)
+    if name == "book/max_of_2":  # the animation: its legend, buttons and slider
+        animation = page.locator(".plotly-graph-div:has(g.updatemenu-container)").first
+        animation.scroll_into_view_if_needed()
+        animation.screenshot(path=str(ARTIFACTS / f"max_of_2_animation_{width}.png"))
+    seen.n_wide = page.evaluate("() => document.querySelectorAll('.toybook-wide').length")
+    seen.wide_without_cue = page.evaluate(WIDE_WITHOUT_CUE)
+    if width == 390 and name == "book/intro":
+        page.locator(".toybook-scroll-cue").last.evaluate("cue => cue.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(200)
+        page.screenshot(path=str(ARTIFACTS / "intro_models_table_390.png"))
+    seen.named_colours = page.evaluate(NAMED_COLOURS)
+    seen.colours_missing = colours_not_shown(page)
+    if width == WIDTHS[0]:
+        page.add_script_tag(content=axe_js)
+        seen.accessibility = page.evaluate("""async () => (await axe.run(document, {resultTypes: ["violations"]}))
+            .violations.filter(v => v.impact === "critical" || v.impact === "serious")
+            .map(v => `${v.impact} ${v.id} (${v.nodes.length}): ${v.nodes[0].target.join(" ")}`)""")
+        page.screenshot(path=str(ARTIFACTS / f"{name.replace('/', '_')}.png"), full_page=True)  # resizes the page
+    if seen.view_texts:
+        seen.view_problems = page.evaluate(ATTENTION_VIEW_PROBLEMS)
+        last_tile = page.locator(".toybook-circuitsvis").first.locator("canvas").nth(-2)
+        last_tile.scroll_into_view_if_needed()
+        last_tile.hover()  # the enlarged view switches head: React redraws it
+        page.wait_for_timeout(300)
+        seen.view_problems += [f"after a hover: {problem}" for problem in page.evaluate(ATTENTION_VIEW_PROBLEMS)]
+        seen.zoomed_label = page.locator(".toybook-circuitsvis").first.locator("canvas").last.get_attribute("aria-label")
+        seen.hovered_label = last_tile.get_attribute("aria-label")
+        if width == 390:
+            page.locator(".toybook-circuitsvis").first.screenshot(
+                path=str(ARTIFACTS / f"attention_view_{name.replace('/', '_')}_390.png"))
+    page.wait_for_timeout(max(0, 1500 - 1000 * (time.monotonic() - started)))  # late requests too
+    page.close()
+    return seen
+
+
+@pytest.fixture(scope="module")
+def seen(browser, site, axe_js):
+    """``seen(name, width)``: the :class:`Seen` of a page, looked at once per test run; a
+    page that could not be drawn fails every test that reads it, with the same error."""
+    cache = {}
+
+    def get(name, width):
+        if (name, width) not in cache:
+            try:
+                cache[name, width] = look(browser, site, axe_js, name, width)
+            except Exception as error:  # noqa: BLE001 (re-raised to each reader)
+                cache[name, width] = error
+        if isinstance(cache[name, width], Exception):
+            raise cache[name, width]
+        return cache[name, width]
+
+    return get
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("name", toc_files())
+def test_page_is_offline_complete_and_renders(seen, name, width):
+    page = seen(name, width)
+    assert all(n > 0 for n in page.traces), f"plotly figures without data on {name}: {page.traces}"
+    assert not any("could not be loaded" in text for text in page.view_texts)
+    assert not outside_requests(page.requests), f"{name} asked outside hosts: {outside_requests(page.requests)}"
+    assert not page.errors, f"JavaScript errors on {name}: {page.errors}"
+    if name in {"book/list_update", "book/majority", "book/max_of_2"}:
+        assert len(page.traces) >= 3
+
+
+def test_the_view_pages_are_the_ones_with_views(built_book):
+    with_views = [name for name in toc_files()
+                  if "toybook-circuitsvis" in (built_book / f"{name}.html").read_text()]
+    assert sorted(with_views) == VIEW_PAGES
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("name", VIEW_PAGES)
+def test_attention_views_read_well(seen, name, width):
+    """On today's circuitsvis alone, every page fails this (see toybook.attention_view)."""
+    page = seen(name, width)
+    assert page.view_texts and page.view_problems == []
+    assert page.zoomed_label == page.hovered_label and page.zoomed_label.startswith("attention pattern of ")
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_no_figure_control_covers_a_title(seen, width):
+    found = {name: seen(name, width).overlaps for name in toc_files() if seen(name, width).overlaps}
+    assert found == {}
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_colour_a_figure_names_is_shown(seen, width):
+    found = {name: seen(name, width).colours_missing for name in toc_files() if seen(name, width).colours_missing}
+    n_named = sum(bool(words) for name in toc_files() for words in seen(name, width).named_colours)
     assert found == {} and n_named >= 3
 
 
@@ -312,63 +378,18 @@ def test_the_colour_check_can_fail(browser, site):
     page.close()
 
 
-# every table or printed output wider than its column, and whether a visible cue (from
-# book/_ext/toybook-reader.js) stands right above it
-WIDE_WITHOUT_CUE = r"""
-() => [...document.querySelectorAll('.pst-scrollable-table-container, div.cell_output pre')]
-  .filter(box => box.scrollWidth > box.clientWidth + 1 && box.getBoundingClientRect().width > 0)
-  .filter(box => {
-    const cue = box.previousElementSibling;
-    return !(cue && cue.classList.contains('toybook-scroll-cue') && cue.getBoundingClientRect().height > 0
-             && /scroll/.test(cue.textContent));
-  })
-  .map(box => box.textContent.trim().replace(/\s+/g, ' ').slice(0, 60))
-"""
-
-
-@pytest.mark.parametrize("width", [1280, 390])
-def test_no_wide_block_hides_without_a_cue(browser, site, width):
+@pytest.mark.parametrize("width", WIDTHS)
+def test_no_wide_block_hides_without_a_cue(seen, width):
     """On the pages before book/_ext/toybook-reader.js, 19 tables and printed outputs at
     1280 px and 46 at 390 px scrolled sideways with no sign of it (the scrollbar shows only
     on hover, at the bottom)."""
-    found, n_wide = {}, 0
-    for name in toc_files():
-        page = open_drawn(browser, site, name, width)
-        n_wide += page.evaluate("() => document.querySelectorAll('.toybook-wide').length")
-        hidden = page.evaluate(WIDE_WITHOUT_CUE)
-        if hidden:
-            found[name] = hidden
-        if width == 390 and name == "book/intro":
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.locator(".toybook-scroll-cue").last.evaluate("cue => cue.scrollIntoView({block: 'start'})")
-            page.wait_for_timeout(200)
-            page.screenshot(path=str(ARTIFACTS / "intro_models_table_390.png"))
-        page.close()
-    assert found == {} and n_wide > 0
-
-
-AXE_CORE = "4.14.1"
-
-
-@pytest.fixture(scope="module")
-def axe_js():
-    """axe-core from the npm registry, fetched once like the book's other npm assets."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "book" / "_ext"))
-    from offline_assets import npm_package
-
-    return (npm_package("axe-core", AXE_CORE) / "axe.min.js").read_text()
+    found = {name: seen(name, width).wide_without_cue for name in toc_files() if seen(name, width).wide_without_cue}
+    assert found == {} and sum(seen(name, width).n_wide for name in toc_files()) > 0
 
 
 @pytest.mark.parametrize("name", toc_files())
-def test_no_serious_accessibility_violation(browser, site, axe_js, name):
-    page = open_drawn(browser, site, name, 1280)
-    page.add_script_tag(content=axe_js)
-    violations = page.evaluate("""async () => (await axe.run(document, {resultTypes: ["violations"]}))
-        .violations.filter(v => v.impact === "critical" || v.impact === "serious")
-        .map(v => `${v.impact} ${v.id} (${v.nodes.length}): ${v.nodes[0].target.join(" ")}`)""")
-    page.close()
+def test_no_serious_accessibility_violation(seen, name):
+    violations = seen(name, WIDTHS[0]).accessibility
     assert violations == [], f"{name}: {violations}"
 
 
@@ -409,26 +430,33 @@ def test_no_cell_output_is_a_python_object_repr(built_book):
     assert n_outputs > 100 and found == {}
 
 
-@contextlib.contextmanager
-def live_page(browser, built_book, path):
-    """A page of the built book served by ``toybook live`` (local Jupyter server); on exit,
-    asserts that it asked no outside host and logged no JavaScript error."""
+@pytest.fixture(scope="module")
+def live_site(built_book):
+    """``toybook live`` (a local Jupyter server) serving the built book, for the tests below;
+    each page that starts Live Code gets a kernel of its own."""
     from toybook.live import LiveSite
 
     with LiveSite(built_book, root_dir=ROOT) as live:
-        page = browser.new_page(viewport={"width": 1300, "height": 900})
-        requests, errors = [], []
-        page.on("request", lambda request: requests.append(request.url))
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{live.url}/{path}", wait_until="load")
-        yield page
-        page.close()
+        yield live
+
+
+@contextlib.contextmanager
+def live_page(browser, live, path):
+    """A page of the built book served by ``toybook live``; on exit, asserts that it asked
+    no outside host and logged no JavaScript error."""
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    requests, errors = [], []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{live.url}/{path}", wait_until="load")
+    yield page
+    page.close()
     assert not outside_requests(requests), outside_requests(requests)
     assert not errors, errors
 
 
-def test_live_cells_run_on_a_local_jupyter_server(browser, built_book):
-    with live_page(browser, built_book, "book/list_update.html") as page:
+def test_live_cells_run_on_a_local_jupyter_server(browser, live_site):
+    with live_page(browser, live_site, "book/list_update.html") as page:
         page.locator(".dropdown-launch-buttons button.dropdown-toggle").first.click()
         started = time.monotonic()
         page.locator("button.btn-launch-thebe").first.click()
@@ -459,10 +487,10 @@ def test_live_cells_run_on_a_local_jupyter_server(browser, built_book):
         )
 
 
-def test_an_exercise_solution_unfolds_and_its_checker_runs_live(browser, built_book):
+def test_an_exercise_solution_unfolds_and_its_checker_runs_live(browser, live_site):
     """The implement-exercise of list update: its solution is folded until clicked, and
     its cell, run through Live Code on the local server, gets the checker's verdict."""
-    with live_page(browser, built_book, "book/list_update.html") as page:
+    with live_page(browser, live_site, "book/list_update.html") as page:
         exercises = page.locator("div.exercise.admonition")
         solutions = page.locator("div.solution.dropdown.admonition")
         assert exercises.count() >= 3 and solutions.count() == exercises.count()

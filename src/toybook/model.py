@@ -53,6 +53,8 @@ def build_model(
     check = _input_check(model, config)
     model.register_forward_pre_hook(check, with_kwargs=True)
     model.embed.register_forward_pre_hook(check, with_kwargs=True)  # run_with_cache/hooks
+    model.register_forward_hook(_forget_checked, always_call=True)
+    model.toybook_checked = None
     model.toybook_config = config
     model.toybook_task = None  # set by attach_task: then every token is checked in its slot
     model.toybook_check_format = True
@@ -117,8 +119,13 @@ def off_format(model: TransformerBridge) -> Iterator[TransformerBridge]:
 
 
 def _input_check(model: TransformerBridge, config: ModelConfig):
+    """The check of a forward pass's input, on the model and on its embedding (which
+    ``run_with_cache`` and ``run_with_hooks`` reach first); within one call of the model,
+    the embedding does not check again the tensor the model just checked."""
     def check(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         tokens = args[0] if args else kwargs.get("input", kwargs.get("input_ids"))
+        if module is not model and tokens is model.toybook_checked:
+            return
         if isinstance(tokens, torch.Tensor) and tokens.is_floating_point() and tokens.ndim == 3:
             if tokens.shape[0] == 0 or not 1 <= tokens.shape[1] <= config.n_ctx or tokens.shape[2] != config.d_model:
                 raise InvalidTokensError(
@@ -129,8 +136,16 @@ def _input_check(model: TransformerBridge, config: ModelConfig):
         check_token_tensor(tokens, "model input", config.d_vocab, config.n_ctx, exact_length=False)
         if model.toybook_task is not None and model.toybook_check_format:
             model.toybook_task.validate(tokens, prefix=True)
+        if module is model:
+            model.toybook_checked = tokens
 
     return check
+
+
+def _forget_checked(model: torch.nn.Module, args: tuple, output: Any) -> None:
+    """After each call of the model, even one that raised: its input may be changed in place
+    before the next."""
+    model.toybook_checked = None
 
 
 TOKEN_FORMAT = ("d_vocab", "d_vocab_out", "n_ctx")  # what ties a model to a task's tokens
