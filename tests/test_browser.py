@@ -98,8 +98,46 @@ ATTENTION_VIEW_PROBLEMS = r"""
       const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
       if (ratio < 4.5) problems.push(`view ${v}: label "${label.textContent}" contrast ${ratio.toFixed(2)}:1`);
     });
+    view.querySelectorAll('h3').forEach(heading => {  // on whatever is behind it: the view's panel or the page
+      let behind = null;
+      for (let node = heading; node && !behind; node = node.parentElement) {
+        const c = parse(getComputedStyle(node).backgroundColor), alpha = (getComputedStyle(node).backgroundColor.match(/[\d.]+/g) || [])[3];
+        if (c.length === 3 && (alpha === undefined || Number(alpha) > 0)) behind = c;
+      }
+      const fg = luminance(parse(getComputedStyle(heading).color)), bg = luminance(behind || [255, 255, 255]);
+      const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+      if (ratio < 4.5) problems.push(`view ${v}: heading "${heading.textContent}" contrast ${ratio.toFixed(2)}:1`);
+    });
   });
   return problems;
+}
+"""
+
+# every text of a plotly figure (titles, axis titles, tick labels, legend, subplot titles)
+# under 4.5:1 against what is behind it: the figure's paper, or the page where it is clear
+FIGURE_TEXT_CONTRAST = r"""
+() => {
+  const channels = (css) => (css.match(/[\d.]+/g) || []).map(Number);
+  const luminance = ([r, g, b]) => [r, g, b].map(c => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; })
+    .reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
+  let page = 'rgb(255, 255, 255)';
+  for (let node = document.querySelector('.plotly-graph-div'); node; node = node.parentElement) {
+    const bg = getComputedStyle(node).backgroundColor, c = channels(bg);
+    if (c.length >= 3 && (c.length < 4 || c[3] > 0)) { page = bg; break; }
+  }
+  const problems = [];
+  document.querySelectorAll('.plotly-graph-div').forEach((plot, i) => {
+    const paper = channels(plot._fullLayout.paper_bgcolor);
+    const behind = paper.length >= 4 && paper[3] === 0 ? channels(page) : paper;
+    plot.querySelectorAll('.gtitle, .xtitle, .ytitle, [class^="x"][class$="title"], [class^="y"][class$="title"], '
+                          + '.xtick text, .ytick text, .legendtext, .cbtitle text, .cbaxis text').forEach(text => {
+      if (!text.textContent.trim() || text.getBoundingClientRect().width === 0) return;
+      const fg = luminance(channels(getComputedStyle(text).fill)), bg = luminance(behind);
+      const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+      if (ratio < 4.5) problems.push(`figure ${i}: "${text.textContent.slice(0, 30)}" ${ratio.toFixed(2)}:1`);
+    });
+  });
+  return [...new Set(problems)];
 }
 """
 
@@ -213,6 +251,7 @@ def axe_js():
 
 
 WIDTHS = (1280, 390)
+THEMES = ("light", "dark")
 VIEW_PAGES = ["book/addition", "book/list_update", "book/majority"]
 
 
@@ -235,12 +274,15 @@ class Seen:
     view_problems: list[str] = field(default_factory=list)  # as drawn, then after a hover
     zoomed_label: str | None = None
     hovered_label: str | None = None
+    unreadable_figure_text: list[str] = field(default_factory=list)  # under 4.5:1 on what is behind it
+    figure_themes: list[str] = field(default_factory=list)  # the theme each figure was drawn in
 
 
-def open_drawn(browser, site, name, width, seen=None):
+def open_drawn(browser, site, name, width, seen=None, theme="light"):
     """A page of the site at ``width`` px, once every plotly figure, attention view and
-    formula is drawn; ``seen`` records its requests and JavaScript errors from the start."""
-    page = browser.new_page(viewport={"width": width, "height": 900})
+    formula is drawn, for a reader whose system is in ``theme`` ("light" or "dark": the
+    book follows it); ``seen`` records its requests and JavaScript errors from the start."""
+    page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=theme)
     if seen is not None:
         page.on("request", lambda request: seen.requests.append(request.url))
         page.on("console", lambda message: seen.errors.append(message.text) if message.type == "error" else None)
@@ -253,19 +295,31 @@ def open_drawn(browser, site, name, width, seen=None):
     )
     if page.locator("div.math, span.math").count():
         page.wait_for_selector("mjx-container", timeout=20_000)
+    page.wait_for_function(f"() => document.documentElement.dataset.theme === '{theme}'", timeout=5_000)
     page.wait_for_timeout(300)
     return page
 
 
-def look(browser, site, axe_js, name, width):
-    """Open ``name`` at ``width`` and read everything the checks assert on, in an order that
-    leaves each reading as it was on a freshly drawn page: the hover over an attention view,
-    which redraws it, comes last."""
+def look(browser, site, axe_js, name, width, theme="light"):
+    """Open ``name`` at ``width`` in ``theme`` and read everything the checks assert on, in an
+    order that leaves each reading as it was on a freshly drawn page: the hover over an
+    attention view, which redraws it, comes last. In dark mode, only what the theme changes
+    is read again (text contrast, the views' labels), with the page's requests and errors."""
     seen, started = Seen(), time.monotonic()
-    page = open_drawn(browser, site, name, width, seen)
+    page = open_drawn(browser, site, name, width, seen, theme)
     seen.traces = page.evaluate(
         "() => [...document.querySelectorAll('.plotly-graph-div')].map(d => (d._fullData || []).length)")
     seen.view_texts = page.evaluate("() => [...document.querySelectorAll('.toybook-circuitsvis')].map(v => v.textContent)")
+    seen.figure_themes = page.evaluate(
+        "() => [...document.querySelectorAll('.plotly-graph-div')].map(d => d.dataset.toybookTheme || 'light')")
+    seen.unreadable_figure_text = page.evaluate(FIGURE_TEXT_CONTRAST)
+    if theme == "dark":
+        seen.view_problems = page.evaluate(ATTENTION_VIEW_PROBLEMS) if seen.view_texts else []
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{name.replace('/', '_')}_{width}_dark.png"), full_page=True)
+        page.wait_for_timeout(max(0, 1500 - 1000 * (time.monotonic() - started)))
+        page.close()
+        return seen
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     seen.overlaps = page.evaluate(PLOTLY_OVERLAPS)
     if name == "book/max_of_2":  # the animation: its legend, buttons and slider
@@ -309,23 +363,25 @@ def seen(browser, site, axe_js):
     page that could not be drawn fails every test that reads it, with the same error."""
     cache = {}
 
-    def get(name, width):
-        if (name, width) not in cache:
+    def get(name, width, theme="light"):
+        key = (name, width, theme)
+        if key not in cache:
             try:
-                cache[name, width] = look(browser, site, axe_js, name, width)
+                cache[key] = look(browser, site, axe_js, name, width, theme)
             except Exception as error:  # noqa: BLE001 (re-raised to each reader)
-                cache[name, width] = error
-        if isinstance(cache[name, width], Exception):
-            raise cache[name, width]
-        return cache[name, width]
+                cache[key] = error
+        if isinstance(cache[key], Exception):
+            raise cache[key]
+        return cache[key]
 
     return get
 
 
+@pytest.mark.parametrize("theme", THEMES)
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("name", toc_files())
-def test_page_is_offline_complete_and_renders(seen, name, width):
-    page = seen(name, width)
+def test_page_is_offline_complete_and_renders(seen, name, width, theme):
+    page = seen(name, width, theme)
     assert all(n > 0 for n in page.traces), f"plotly figures without data on {name}: {page.traces}"
     assert not any("could not be loaded" in text for text in page.view_texts)
     assert not outside_requests(page.requests), f"{name} asked outside hosts: {outside_requests(page.requests)}"
@@ -347,6 +403,43 @@ def test_attention_views_read_well(seen, name, width):
     page = seen(name, width)
     assert page.view_texts and page.view_problems == []
     assert page.zoomed_label == page.hovered_label and page.zoomed_label.startswith("attention pattern of ")
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_figures_follow_the_theme_and_their_text_reads(seen, width, theme):
+    """Before book/_ext/toybook-theme.js, every plotly figure stayed white on the dark page."""
+    themes = {name: seen(name, width, theme).figure_themes for name in toc_files()}
+    assert sum(map(len, themes.values())) >= 20
+    assert {name: [t for t in drawn if t != theme] for name, drawn in themes.items()} == {name: [] for name in themes}
+    unreadable = {name: seen(name, width, theme).unreadable_figure_text for name in toc_files()
+                  if seen(name, width, theme).unreadable_figure_text}
+    assert unreadable == {}
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("name", VIEW_PAGES)
+def test_attention_views_read_well_in_dark_mode(seen, name, width):
+    assert seen(name, width, "dark").view_problems == []
+
+
+def test_figures_follow_a_theme_switched_while_the_page_is_open(browser, site):
+    """The reader's toggle: dark, light and dark again, each figure redrawn each time, and the
+    light layout it had at first restored exactly."""
+    page = open_drawn(browser, site, "book/max_of_2", 1280, theme="light")
+    layout = ("() => [...document.querySelectorAll('.plotly-graph-div')].map(d => JSON.stringify("
+              "[d._fullLayout.paper_bgcolor, d._fullLayout.plot_bgcolor, d._fullLayout.font.color, "
+              "d._fullLayout.xaxis.gridcolor, d.dataset.toybookTheme || 'light']))")
+    light = page.evaluate(layout)
+    assert len(light) >= 10 and all('"light"' in figure for figure in light)
+    for theme in ("dark", "light", "dark"):
+        page.evaluate(f"() => {{ document.documentElement.dataset.theme = '{theme}'; }}")
+        page.wait_for_function(f"() => [...document.querySelectorAll('.plotly-graph-div')]"
+                               f".every(d => (d.dataset.toybookTheme || 'light') === '{theme}')", timeout=10_000)
+        now = page.evaluate(layout)
+        assert (now == light) == (theme == "light")
+        assert page.evaluate(FIGURE_TEXT_CONTRAST) == []
+    page.close()
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -20,6 +20,9 @@ that fixes one upstream (or changes its markup) shows up there.
   scrollbar browsers with overlay scrollbars show only on hover, at the table's bottom:
   ``toybook-reader.js`` puts a visible cue above every table or printed output wider than
   the page ("4 of its 7 columns show; scroll it sideways for the rest").
+- The theme's dark mode darkens the page but not plotly's figures, which stay white boxes:
+  ``toybook-theme.js`` redraws each figure's backgrounds, text, grid and controls dark in
+  dark mode, and puts its light layout back when the reader switches to light.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import shutil
 from pathlib import Path
 
 HERE = Path(__file__).parent
-STATIC = ("toybook-reader.js", "toybook-reader.css")
+STATIC = ("toybook-reader.js", "toybook-theme.js", "toybook-reader.css")
 
 REWRITES = (
     ('<summary aria-label="Toggle hidden content">', "<summary>"),
@@ -65,6 +68,7 @@ def stage_static(app) -> None:
         shutil.copyfile(HERE / name, staging / name)
     app.config.html_static_path.append(str(staging))
     app.add_js_file("toybook-reader.js")
+    app.add_js_file("toybook-theme.js")
     app.add_css_file("toybook-reader.css")
 
 
