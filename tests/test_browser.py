@@ -424,20 +424,24 @@ def test_attention_views_read_well_in_dark_mode(seen, name, width):
 
 
 def test_figures_follow_a_theme_switched_while_the_page_is_open(browser, site):
-    """The reader's toggle: dark, light and dark again, each figure redrawn each time, and the
-    light layout it had at first restored exactly."""
+    """The reader's toggle: dark, light and dark again, each figure redrawn each time (black
+    marks drawn light on the dark plot), and the light layout it had at first restored exactly."""
     page = open_drawn(browser, site, "book/max_of_2", 1280, theme="light")
     layout = ("() => [...document.querySelectorAll('.plotly-graph-div')].map(d => JSON.stringify("
               "[d._fullLayout.paper_bgcolor, d._fullLayout.plot_bgcolor, d._fullLayout.font.color, "
-              "d._fullLayout.xaxis.gridcolor, d.dataset.toybookTheme || 'light']))")
+              "d._fullLayout.xaxis.gridcolor, d.dataset.toybookTheme || 'light', "
+              "d.data.map(t => [t.marker && t.marker.color, t.line && t.line.color])]))")
+    black = ("() => [...document.querySelectorAll('.plotly-graph-div')].flatMap(d => d.data)"
+             ".flatMap(t => [t.marker && t.marker.color, t.line && t.line.color]).filter(c => c === 'black').length")
     light = page.evaluate(layout)
-    assert len(light) >= 10 and all('"light"' in figure for figure in light)
+    assert len(light) >= 10 and all('"light"' in figure for figure in light) and page.evaluate(black) > 0
     for theme in ("dark", "light", "dark"):
         page.evaluate(f"() => {{ document.documentElement.dataset.theme = '{theme}'; }}")
         page.wait_for_function(f"() => [...document.querySelectorAll('.plotly-graph-div')]"
                                f".every(d => (d.dataset.toybookTheme || 'light') === '{theme}')", timeout=10_000)
         now = page.evaluate(layout)
         assert (now == light) == (theme == "light")
+        assert (page.evaluate(black) == 0) == (theme == "dark")  # the "now" marker: light on a dark plot
         assert page.evaluate(FIGURE_TEXT_CONTRAST) == []
     page.close()
 

@@ -2,8 +2,8 @@
 // or "dark"> (from the reader's toggle, or the system's setting in "auto"), but plotly draws
 // every figure with its light template: white boxes on a dark page. Here each figure's
 // backgrounds, text, grid and axis lines, legend and animation controls are redrawn dark in
-// dark mode, and its own light layout is put back when the reader switches to light; the
-// colours of the data, and any colour a figure sets for itself, stay. Figures drawn later (by
+// dark mode, black marks light, and its own light layout is put back when the reader switches
+// to light; the other colours of the data stay. Figures drawn later (by
 // a live cell) are themed when they appear. Checked by tests/test_browser.py.
 (function () {
   const DARK = {
@@ -40,11 +40,25 @@
     return update;
   }
 
+  // black marks (a "now" marker, a reference line) vanish on a dark plot: drawn light there
+  const BLACK = /^(black|#000|#000000|rgb\(0, ?0, ?0\))$/i;
+  const LIGHT_INK = "#e4e7eb";
+
+  function blackMarks(figure) {
+    const traces = [];
+    figure.data.forEach((trace, index) => ["marker.color", "line.color"].forEach((path) => {
+      if (BLACK.test(String(dig(trace, path)))) traces.push([index, path, dig(trace, path)]);
+    }));
+    const shapes = (figure.layout.shapes || []).flatMap((shape, index) =>
+      BLACK.test(String(dig(shape, "line.color"))) ? [[`shapes[${index}].line.color`, shape.line.color]] : []);
+    return {traces, shapes};
+  }
+
   function theme(figure) {
     if (!window.Plotly || !figure._fullLayout) return;
     const wanted = isDark() ? "dark" : "light";
     if ((figure.dataset.toybookTheme || "light") === wanted) return;
-    let update;
+    let update, marks;
     if (wanted === "dark") {
       update = darkUpdate(figure);
       // what the figure itself set (null: the template's default), to put back in light mode
@@ -52,10 +66,14 @@
         const value = dig(figure.layout, path.replace(/\[(\d+)\]/g, ".$1"));
         return [path, value === undefined ? null : value];
       }));
+      marks = figure.toybookBlack = blackMarks(figure);
+      marks.shapes.forEach(([path, colour]) => { figure.toybookLight[path] = colour; update[path] = LIGHT_INK; });
     } else {
       update = figure.toybookLight || {};
+      marks = figure.toybookBlack || {traces: []};
     }
     figure.dataset.toybookTheme = wanted;
+    marks.traces.forEach(([index, path, colour]) => Plotly.restyle(figure, {[path]: wanted === "dark" ? LIGHT_INK : colour}, [index]));
     Plotly.relayout(figure, update);
   }
 
