@@ -257,9 +257,9 @@ VIEW_PAGES = ["book/addition", "book/list_update", "book/majority"]
 
 @dataclass
 class Seen:
-    """What the checks below read of one page at one width. Each page is opened and drawn
-    once per width for all of them (a heavy chapter takes seconds to draw), and its
-    requests and errors are recorded from the first request to the last check."""
+    """What the checks below read of one page at one width and theme. Each page is opened
+    and drawn once per width and theme for all of them (a heavy chapter takes seconds to
+    draw), and its requests and errors are recorded from the first request to the last check."""
 
     requests: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -313,14 +313,20 @@ def look(browser, site, axe_js, name, width, theme="light"):
     seen.figure_themes = page.evaluate(
         "() => [...document.querySelectorAll('.plotly-graph-div')].map(d => d.dataset.toybookTheme || 'light')")
     seen.unreadable_figure_text = page.evaluate(FIGURE_TEXT_CONTRAST)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     if theme == "dark":
         seen.view_problems = page.evaluate(ATTENTION_VIEW_PROBLEMS) if seen.view_texts else []
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{name.replace('/', '_')}_{width}_dark.png"), full_page=True)
-        page.wait_for_timeout(max(0, 1500 - 1000 * (time.monotonic() - started)))
-        page.close()
-        return seen
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    else:
+        read_light_page(page, seen, axe_js, name, width)
+    page.wait_for_timeout(max(0, 1500 - 1000 * (time.monotonic() - started)))  # late requests too
+    page.close()
+    return seen
+
+
+def read_light_page(page, seen, axe_js, name, width):
+    """The checks made in light mode only: figure controls, wide blocks, named colours, axe
+    (at 1280 px), and the attention views before and after a hover."""
     seen.overlaps = page.evaluate(PLOTLY_OVERLAPS)
     if name == "book/max_of_2":  # the animation: its legend, buttons and slider
         animation = page.locator(".plotly-graph-div:has(g.updatemenu-container)").first
@@ -352,9 +358,6 @@ def look(browser, site, axe_js, name, width, theme="light"):
         if width == 390:
             page.locator(".toybook-circuitsvis").first.screenshot(
                 path=str(ARTIFACTS / f"attention_view_{name.replace('/', '_')}_390.png"))
-    page.wait_for_timeout(max(0, 1500 - 1000 * (time.monotonic() - started)))  # late requests too
-    page.close()
-    return seen
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,9 @@ that fixes one upstream (or changes its markup) shows up there.
   the page ("4 of its 7 columns show; scroll it sideways for the rest").
 - The theme's dark mode darkens the page but not plotly's figures, which stay white boxes:
   ``toybook-theme.js`` redraws each figure's backgrounds, text, grid and controls dark in
-  dark mode, and puts its light layout back when the reader switches to light.
+  dark mode (black marks light), and puts its light layout back when the reader switches to
+  light; ``toybook-reader.css`` lifts the figures off the light box the theme gives every
+  output in dark mode, and puts the attention views on a light card of their own.
 """
 
 from __future__ import annotations
