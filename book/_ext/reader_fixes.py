@@ -34,7 +34,7 @@ import shutil
 from pathlib import Path
 
 HERE = Path(__file__).parent
-STATIC = ("toybook-reader.js", "toybook-theme.js", "toybook-reader.css")
+STATIC = ("toybook-reader.js", "toybook-theme.js", "toybook-fit.js", "toybook-reader.css")
 
 REWRITES = (
     ('<summary aria-label="Toggle hidden content">', "<summary>"),
@@ -71,6 +71,7 @@ def stage_static(app) -> None:
     app.config.html_static_path.append(str(staging))
     app.add_js_file("toybook-reader.js")
     app.add_js_file("toybook-theme.js")
+    app.add_js_file("toybook-fit.js")
     app.add_css_file("toybook-reader.css")
 
 
