@@ -1,7 +1,8 @@
 """Write ``book/NAME.ipynb`` beside every chapter ``book/NAME.md`` that has code, for the
 Colab (and Binder) launch buttons: Colab opens notebooks from the repository and cannot
 read MyST markdown. The notebooks have no outputs and are not part of the book build
-(``_config.yml`` excludes them); the ``.md`` files stay the source.
+(``_config.yml`` excludes them); the ``.md`` files stay the source. Their install cells get
+the repository address from ``_config.yml`` (``repository.url``), as the book's pages do.
 
     python scripts/colab_notebooks.py           # rewrite the notebooks
     python scripts/colab_notebooks.py --check   # exit 1 if any is missing or out of date
@@ -17,11 +18,13 @@ import nbformat
 from myst_nb.core.read import read_myst_markdown_notebook
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
+sys.path.insert(0, str(BOOK / "_ext"))
+from repository import fill, repository_url  # noqa: E402
 
 
 def notebook_text(page: Path) -> str:
     """The notebook of ``page`` as JSON text, byte-for-byte the same on every run."""
-    notebook = read_myst_markdown_notebook(page.read_text())
+    notebook = read_myst_markdown_notebook(fill(page.read_text(), repository_url()))
     notebook.metadata.pop("jupytext", None)
     for index, cell in enumerate(notebook.cells):
         cell.id = f"cell-{index}"

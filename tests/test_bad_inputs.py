@@ -26,6 +26,7 @@ from toybook.analysis import ablation, patching
 from toybook.claims import check_claims
 from toybook.checkpoint import checkpoint_files
 from toybook.cli import parser
+from toybook.tables import Table
 from toybook.errors import (
     CheckpointError, ConfigError, InvalidTokensError, TooLargeError, ToybookError, UnknownModelError,
     UnknownTaskError, WrongModelError,
@@ -269,6 +270,7 @@ CASES = [
     Case("sweep --ray where Ray is not installed", without_ray(command("sweep", "max_of_2", "--seeds", "1", "--ray", "--out", "{folder}")), ToybookError, "--ray needs Ray, which is not installed here: pip install 'toybook[scale]'"),
     Case("verify --ray where Ray is not installed", without_ray(command("verify", "max_of_2", "--ray", "--results", "{folder}/check.jsonl")), ToybookError, "pip install 'toybook[scale]'"),
     Case("workers for a cluster at an address", lambda w: RayOptions(address="ray://head:10001", workers=4), ToybookError, "workers sizes a local Ray cluster; a cluster at an address has its own size"),
+    Case("a table column without a name", lambda w: Table(("", "seed 1"), (("accuracy", "100%"),)), ToybookError, "column 0 of the table has no name: every column needs one"),
 ]
 
 

@@ -141,6 +141,60 @@ FIGURE_TEXT_CONTRAST = r"""
 }
 """
 
+# what a reader sees of a figure's layout, figure by figure: text cut by the figure's edge,
+# text under 10 px, two texts printed over each other (their boxes, rotated as drawn, overlap
+# by more than 3 px: a box is a line's height, glyphs less), a figure wider than its column;
+# and a page wider than the window (it scrolls sideways)
+FIGURE_LAYOUT_PROBLEMS = r"""
+() => {
+  const problems = [];
+  const corners = (el) => {
+    const b = el.getBBox(), m = el.getScreenCTM();
+    if (!m || b.width === 0 || b.height === 0) return null;
+    return [[b.x, b.y], [b.x + b.width, b.y], [b.x + b.width, b.y + b.height], [b.x, b.y + b.height]]
+      .map(([x, y]) => [m.a * x + m.c * y + m.e, m.b * x + m.d * y + m.f]);
+  };
+  const depth = (p, q) => {  // separating axis theorem on convex quadrilaterals: the least overlap
+    let least = Infinity;
+    for (const poly of [p, q]) for (let i = 0; i < 4; i++) {
+      const [x1, y1] = poly[i], [x2, y2] = poly[(i + 1) % 4];
+      const nx = y2 - y1, ny = x1 - x2, len = Math.hypot(nx, ny) || 1;
+      const proj = (s) => s.map(([x, y]) => (x * nx + y * ny) / len);
+      const a = proj(p), b = proj(q);
+      least = Math.min(least, Math.min(Math.max(...a), Math.max(...b)) - Math.max(Math.min(...a), Math.min(...b)));
+    }
+    return least;
+  };
+  const name = (t) => JSON.stringify(t.textContent.slice(0, 25));
+  document.querySelectorAll('.plotly-graph-div').forEach((plot, i) => {
+    const frame = plot.getBoundingClientRect();
+    const texts = [...plot.querySelectorAll('svg.main-svg text')].filter(t => {
+      if (!t.textContent.trim() || t.closest('.hoverlayer') || t.closest('.menulayer') && !t.closest('.updatemenu-container')) return false;
+      const style = getComputedStyle(t);
+      return style.display !== 'none' && style.visibility !== 'hidden' && Number(style.opacity) !== 0 && t.getBoundingClientRect().width > 0;
+    }).map(t => [t, corners(t)]).filter(([, c]) => c);
+    for (const [t, c] of texts) {
+      const size = parseFloat(getComputedStyle(t).fontSize);
+      if (size < 10) problems.push(`figure ${i}: ${name(t)} is ${size.toFixed(1)} px`);
+      const xs = c.map(p => p[0]), ys = c.map(p => p[1]);
+      if (Math.min(...xs) < frame.left - 1 || Math.max(...xs) > frame.right + 1 || Math.min(...ys) < frame.top - 1 || Math.max(...ys) > frame.bottom + 1)
+        problems.push(`figure ${i}: ${name(t)} is cut by the figure's edge`);
+    }
+    for (let a = 0; a < texts.length; a++) for (let b = a + 1; b < texts.length; b++) {
+      const [s, p] = texts[a], [t, q] = texts[b];
+      if (s.contains(t) || t.contains(s)) continue;
+      const d = depth(p, q);
+      if (d > 3) problems.push(`figure ${i}: ${name(s)} overlaps ${name(t)} by ${d.toFixed(1)}`);
+    }
+    const column = plot.closest('.cell_output') || plot.parentElement, edge = column.getBoundingClientRect().right;
+    if (frame.right > edge + 1 && !plot.closest('.toybook-wide')) problems.push(`figure ${i}: ${Math.round(frame.width)} px wide in a ${Math.round(column.getBoundingClientRect().width)} px column`);
+  });
+  if (document.documentElement.scrollWidth > window.innerWidth + 1)
+    problems.push(`the page is ${document.documentElement.scrollWidth} px wide in a ${window.innerWidth} px window`);
+  return problems;
+}
+"""
+
 # a legend, play/pause button or slider drawn over a figure's title, a subplot title,
 # an axis title or another of these controls
 PLOTLY_OVERLAPS = r"""
@@ -270,7 +324,8 @@ class Seen:
     wide_without_cue: list[str] = field(default_factory=list)
     named_colours: list[list[str]] = field(default_factory=list)
     colours_missing: dict[int, list[str]] = field(default_factory=dict)
-    accessibility: list[str] | None = None  # serious or critical axe violations, at 1280 px
+    accessibility: list[str] = field(default_factory=list)  # serious or critical axe violations
+    layout_problems: list[str] = field(default_factory=list)  # FIGURE_LAYOUT_PROBLEMS
     view_problems: list[str] = field(default_factory=list)  # as drawn, then after a hover
     zoomed_label: str | None = None
     hovered_label: str | None = None
@@ -288,10 +343,10 @@ def open_drawn(browser, site, name, width, seen=None, theme="light"):
         page.on("console", lambda message: seen.errors.append(message.text) if message.type == "error" else None)
         page.on("pageerror", lambda error: seen.errors.append(str(error)))
     page.goto(f"{site}/{name}.html", wait_until="load")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.plotly-graph-div')].every(d => d.querySelector('svg.main-svg'))"
-        " && [...document.querySelectorAll('.toybook-circuitsvis')].every(v => v.querySelector('canvas'))",
-        timeout=20_000,
+    page.wait_for_function(  # drawn, and laid out for this width by book/_ext/toybook-fit.js
+        "() => [...document.querySelectorAll('.plotly-graph-div')].every(d => d.querySelector('svg.main-svg')"
+        " && d.dataset.toybookFit) && [...document.querySelectorAll('.toybook-circuitsvis')].every(v => v.querySelector('canvas'))",
+        timeout=30_000,
     )
     if page.locator("div.math, span.math").count():
         page.wait_for_selector("mjx-container", timeout=20_000)
@@ -313,6 +368,8 @@ def look(browser, site, axe_js, name, width, theme="light"):
     seen.figure_themes = page.evaluate(
         "() => [...document.querySelectorAll('.plotly-graph-div')].map(d => d.dataset.toybookTheme || 'light')")
     seen.unreadable_figure_text = page.evaluate(FIGURE_TEXT_CONTRAST)
+    seen.layout_problems = page.evaluate(FIGURE_LAYOUT_PROBLEMS)
+    seen.accessibility = accessibility(page, axe_js)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     if theme == "dark":
         seen.view_problems = page.evaluate(ATTENTION_VIEW_PROBLEMS) if seen.view_texts else []
@@ -324,9 +381,19 @@ def look(browser, site, axe_js, name, width, theme="light"):
     return seen
 
 
+def accessibility(page, axe_js):
+    """axe-core's critical and serious violations (WCAG 2.1 A and AA, best practices, and the
+    experimental rules td-has-header and focus-order-semantics) as drawn."""
+    page.add_script_tag(content=axe_js)
+    return page.evaluate("""async () => (await axe.run(document, {resultTypes: ["violations"],
+            rules: {"td-has-header": {enabled: true}, "focus-order-semantics": {enabled: true}}}))
+        .violations.filter(v => v.impact === "critical" || v.impact === "serious")
+        .map(v => `${v.impact} ${v.id} (${v.nodes.length}): ${v.nodes[0].target.join(" ")}`)""")
+
+
 def read_light_page(page, seen, axe_js, name, width):
-    """The checks made in light mode only: figure controls, wide blocks, named colours, axe
-    (at 1280 px), and the attention views before and after a hover."""
+    """The checks made in light mode only: figure controls, wide blocks, named colours, and
+    the attention views before and after a hover."""
     seen.overlaps = page.evaluate(PLOTLY_OVERLAPS)
     if name == "book/max_of_2":  # the animation: its legend, buttons and slider
         animation = page.locator(".plotly-graph-div:has(g.updatemenu-container)").first
@@ -340,12 +407,7 @@ def read_light_page(page, seen, axe_js, name, width):
         page.screenshot(path=str(ARTIFACTS / "intro_models_table_390.png"))
     seen.named_colours = page.evaluate(NAMED_COLOURS)
     seen.colours_missing = colours_not_shown(page)
-    if width == WIDTHS[0]:
-        page.add_script_tag(content=axe_js)
-        seen.accessibility = page.evaluate("""async () => (await axe.run(document, {resultTypes: ["violations"]}))
-            .violations.filter(v => v.impact === "critical" || v.impact === "serious")
-            .map(v => `${v.impact} ${v.id} (${v.nodes.length}): ${v.nodes[0].target.join(" ")}`)""")
-        page.screenshot(path=str(ARTIFACTS / f"{name.replace('/', '_')}.png"), full_page=True)  # resizes the page
+    page.screenshot(path=str(ARTIFACTS / f"{name.replace('/', '_')}_{width}.png"), full_page=True)
     if seen.view_texts:
         seen.view_problems = page.evaluate(ATTENTION_VIEW_PROBLEMS)
         last_tile = page.locator(".toybook-circuitsvis").first.locator("canvas").nth(-2)
@@ -487,10 +549,46 @@ def test_no_wide_block_hides_without_a_cue(seen, width):
     assert found == {} and sum(seen(name, width).n_wide for name in toc_files()) > 0
 
 
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("name", toc_files())
-def test_no_serious_accessibility_violation(seen, name):
-    violations = seen(name, WIDTHS[0]).accessibility
+def test_no_serious_accessibility_violation(seen, name, width, theme):
+    violations = seen(name, width, theme).accessibility
     assert violations == [], f"{name}: {violations}"
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("name", toc_files())
+def test_figures_fit_the_page(seen, name, width, theme):
+    """Every figure's text inside the figure, 10 px or larger, none printed over another, no
+    figure wider than its column and no page wider than the window. Before
+    book/_ext/toybook-fit.js and the chapters' fixes, at 390 px: 33 problems on max_of_2,
+    15 on list_update, 197 on majority, 1,333 on addition, and max_of_2 and addition 412 and
+    405 px wide."""
+    problems = seen(name, width, theme).layout_problems
+    assert problems == [], f"{name} at {width} px: {problems[:20]}"
+
+
+def test_a_figure_fitted_to_a_phone_is_laid_out_again_when_the_window_widens(browser, site):
+    """A phone turned, a window resized: the desktop layout comes back exactly, and a phone
+    layout again after, with no problem at either width."""
+    layout = ("() => [...document.querySelectorAll('.plotly-graph-div')].map(d => JSON.stringify("
+              "[d._fullLayout.height, d._fullLayout.title.text, d._fullLayout.margin, (d._fullLayout.legend || {}).orientation, "
+              "(d._fullLayout.annotations || []).map(a => [a.text, a.x, a.y]), d._fullLayout.xaxis.domain, "
+              "d.data.map(t => t.texttemplate || null)]))")
+    fitted = "(w) => [...document.querySelectorAll('.plotly-graph-div')].every(d => Number(d.dataset.toybookFit) <= w)"
+    page = open_drawn(browser, site, "book/max_of_2", 1280)
+    wide = page.evaluate(layout)
+    for width in (390, 1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.wait_for_function(fitted, arg=width, timeout=20_000)
+        page.wait_for_function("(w) => [...document.querySelectorAll('.plotly-graph-div')].every(d => Number(d.dataset.toybookFit) > w / 2)",
+                               arg=width, timeout=20_000)
+        page.wait_for_timeout(300)
+        assert (page.evaluate(layout) == wide) == (width == 1280)
+        assert page.evaluate(FIGURE_LAYOUT_PROBLEMS) == []
+    page.close()
 
 
 def test_the_bibliography_labels_entries_as_the_text_cites_them(built_book):
@@ -501,7 +599,7 @@ def test_the_bibliography_labels_entries_as_the_text_cites_them(built_book):
 
     references = (built_book / "book" / "references.html").read_text()
     labels = {anchor: html.unescape(label) for anchor, label in re.findall(
-        r'<div class="citation" id="(\w+)" role="doc-biblioentry">\s*<span class="label">'
+        r'<div class="citation" id="(\w+)" role="listitem">\s*<span class="label">'
         r'<span class="fn-bracket">\[</span>([^<]*)<', references)}
     assert len(labels) == len(re.findall(r"^@", (ROOT / "book" / "references.bib").read_text(), re.M))
     cited = {}

@@ -14,8 +14,9 @@ that fixes one upstream (or changes its markup) shows up there.
   titles ("Light", "Dark", "System Settings") that Font Awesome turns into text inside the
   button: the same rule. The icons lose their titles (the button keeps its tooltip).
 - Sphinx 7 writes the bibliography as ``<div role="list" class="citation-list">`` whose
-  children (``role="doc-biblioentry"`` entries and their back-links) are not list items:
-  axe's ``aria-required-children`` (critical). The list role goes; the entries keep theirs.
+  children are ``role="doc-biblioentry"`` entries: not list items, axe's
+  ``aria-required-children`` (critical), and a role that DPUB-ARIA 1.1 deprecates (axe's
+  ``aria-deprecated-role``). The entries become list items of the list.
 - The same theme scrolls a wide table inside ``.pst-scrollable-table-container``, whose
   scrollbar browsers with overlay scrollbars show only on hover, at the table's bottom:
   ``toybook-reader.js`` puts a visible cue above every table or printed output wider than
@@ -25,6 +26,12 @@ that fixes one upstream (or changes its markup) shows up there.
   dark mode (black marks light), and puts its light layout back when the reader switches to
   light; ``toybook-reader.css`` lifts the figures off the light box the theme gives every
   output in dark mode, and puts the attention views on a light card of their own.
+- Plotly shrinks a figure laid out for a desktop column onto a phone: titles cut, subplot
+  titles over each other, heatmap text of 3 px. ``toybook-fit.js`` lays each figure out
+  again for the width it is shown at, where something does not fit.
+- The same theme draws a header band at desktop widths holding only a second search
+  field, and a back-to-top button at 2.45:1; a long name in inline code made a phone's
+  page scroll sideways. ``toybook-reader.css`` fixes the three.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ REWRITES = (
     ('<summary aria-label="Toggle hidden content">', "<summary>"),
     ('class="btn search-button-field search-button__button pst-js-only" title="Search" aria-label="Search"',
      'class="btn search-button-field search-button__button pst-js-only" title="Search"'),
-    ('<div role="list" class="citation-list">', '<div class="citation-list">'),
+    ('role="doc-biblioentry"', 'role="listitem"'),
 )
 
 

@@ -8,7 +8,10 @@
 // - a legend beside a plot that it squeezes goes below the figure, in rows;
 // - the title and subplot titles wrap at words onto as many lines as they need;
 // - heatmap cell text smaller than MIN_TEXT px is dropped (its value stays in the hover);
-// - tick labels that collide are thinned (every other tick, until none collide).
+// - tick labels that collide are turned upright (a dozen categories or fewer) or thinned;
+// - legend entries wider than the figure wrap; texts stacked over each other (a row's tick
+//   labels over the next row's title) get room between them; text past the figure's left or
+//   right edge widens the margin on that side.
 // What the chapter set is kept, and put back before the figure is fitted again at another
 // width (a window resized or turned). Figures drawn later (a live cell) are fitted when they
 // appear. Checked by tests/test_browser.py (test_figures_fit_the_page).
@@ -16,7 +19,9 @@
   const MIN_COLUMN = 110;   // px of plot per subplot column
   const MIN_TEXT = 10;      // px
   const LEGEND_SHARE = 0.3; // a legend beside the plot may take this share of the figure's width
-  const ROW_GAP = 70;       // px between re-flowed rows: subplot title, tick labels, axis title
+  // the texts a figure's layout places (not the data's): titles, annotations, ticks, colour bars
+  const TEXTS = '.g-gtitle text, g.annotation-text-g text, g[class^="x"][class$="tick"] text, g[class^="y"][class$="tick"] text, ' +
+    '[class^="g-x"][class$="title"] text, [class^="g-y"][class$="title"] text, .cbtitle text, .cbaxis text';
 
   function dig(object, path) {
     return path.replace(/\[(\d+)\]/g, ".$1").split(".")
@@ -139,12 +144,15 @@
     return update;
   }
 
-  // a vertical legend beside a plot it squeezes: below the figure, in rows, the figure
-  // taller by the legend's height
+  // a legend beside a plot it squeezes, or over a title or tick labels: below the figure, in
+  // rows, the figure taller by the legend's height
   function legend(figure) {
     const box = figure.querySelector("g.legend"), full = figure._fullLayout;
-    if (!box || full.legend.orientation === "h") return null;
-    if (box.getBoundingClientRect().width <= LEGEND_SHARE * full.width) return null;
+    if (!box || full.legend.yref === "container") return null;
+    const area = box.getBoundingClientRect();
+    const squeezes = full.legend.orientation !== "h" && area.width > LEGEND_SHARE * full.width;
+    const covers = [...figure.querySelectorAll(TEXTS)].some((t) => !box.contains(t) && collide(area, t.getBoundingClientRect()));
+    if (!squeezes && !covers) return null;
     return async () => {
       await change(figure, {"legend.orientation": "h", "legend.xref": "container", "legend.x": 0.02,
                             "legend.xanchor": "left", "legend.yref": "container", "legend.y": 0,
@@ -215,6 +223,59 @@
     return update;
   }
 
+  // legend entries wider than the figure: their names wrap
+  function legendNames(figure) {
+    const full = figure._fullLayout, font = (full.legend && full.legend.font) || full.font, room = full.width - 70;
+    return (figure.data || []).map((trace, index) => [trace, index])
+      .filter(([trace]) => trace.name && trace.showlegend !== false && measure(String(trace.name), font) > room)
+      .map(([trace, index]) => () => restyle(figure, index, "name", wrap(trace.name, font, room)));
+  }
+
+  // text past the figure's edge (a last tick label, a colour bar's): the margin on that side grows
+  function edges(figure) {
+    const frame = figure.getBoundingClientRect(), full = figure._fullLayout, update = {};
+    const boxes = [...figure.querySelectorAll("svg.main-svg text")].filter((t) => t.textContent.trim() &&
+      !t.closest(".hoverlayer")).map((t) => t.getBoundingClientRect()).filter((r) => r.width > 0);
+    const right = Math.max(0, ...boxes.map((r) => r.right - frame.right));
+    const left = Math.max(0, ...boxes.map((r) => frame.left - r.left));
+    if (right > 0.5) update["margin.r"] = full.margin.r + Math.ceil(right) + 4;
+    if (left > 0.5) update["margin.l"] = full.margin.l + Math.ceil(left) + 4;
+    return update;
+  }
+
+  // a subplot's title under text above it (the tick labels or axis title of the row above):
+  // room made between them, all below moving down, the figure taller
+  function stacked(figure) {
+    const top = figure.getBoundingClientRect().top, boxes = (selector) => [...figure.querySelectorAll(selector)]
+      .filter((t) => t.textContent.trim()).map((t) => t.getBoundingClientRect()).filter((r) => r.width > 0);
+    const titles = boxes("g.annotation-text-g text"), texts = boxes(TEXTS);
+    let found = null;
+    titles.forEach((lower) => texts.forEach((upper) => {
+      if (upper.top > lower.top - 4 || upper.bottom - lower.top < 3 || !collide(upper, lower)) return;
+      const at = lower.top - top - 1;
+      if (!found || at < found.at) found = {at, push: upper.bottom - lower.top + 6};
+    }));
+    return found;
+  }
+
+  function makeRoom(figure, at, push) {
+    const full = figure._fullLayout, size = full._size, high = size.h + push, update = {height: full.height + push};
+    const move = (y) => {
+      const px = size.t + (1 - y) * size.h;
+      return round(1 - ((px >= at ? px + push : px) - size.t) / high);
+    };
+    Object.keys(full).filter((key) => /^yaxis\d*$/.test(key)).forEach((name) => {
+      update[`${name}.domain`] = full[name].domain.map(move);
+    });
+    (full.annotations || []).forEach((a, i) => {
+      if (a.yref === "paper") update[`annotations[${i}].y`] = move(a.y);
+    });
+    (full.updatemenus || []).forEach((menu, i) => { update[`updatemenus[${i}].y`] = move(menu.y); });
+    (full.sliders || []).forEach((slider, i) => { update[`sliders[${i}].y`] = move(slider.y); });
+    if (full.showlegend && (full.legend.yref || "paper") === "paper") update["legend.y"] = move(full.legend.y);
+    return update;
+  }
+
   async function fit(figure) {
     if (!window.Plotly || !figure._fullLayout || figure.toybookFitting) return;
     const width = figure.getBoundingClientRect().width;
@@ -234,11 +295,19 @@
       if (moveLegend) await moveLegend();
       await change(figure, titles(figure));
       for (const job of cellText(figure)) await job();
+      for (const job of legendNames(figure)) await job();
       for (let round = 0; round < 4; round++) {
         const update = ticks(figure);
         if (!Object.keys(update).length) break;
         await change(figure, update);
       }
+      for (let round = 0, last = null; round < 8; round++) {
+        const room = stacked(figure);
+        if (!room || (last && Math.abs(room.at - last.at) < 1 && room.push >= last.push)) break;  // no headway
+        await change(figure, makeRoom(figure, room.at, room.push));
+        last = room;
+      }
+      await change(figure, edges(figure));
       figure.dataset.toybookFit = Math.round(figure.getBoundingClientRect().width);
     } finally {
       figure.toybookFitting = false;

@@ -24,13 +24,20 @@
       const cue = before && before.classList.contains("toybook-scroll-cue") ? before : null;
       box.classList.toggle("toybook-wide", wide);
       if (wide) {
-        box.tabIndex = 0;  // scrollable by keyboard too
+        box.tabIndex = 0;  // scrollable by keyboard too: a named region, as a focusable box must be
+        box.setAttribute("role", "region");
+        box.setAttribute("aria-label", box.querySelector("tr") ? "wide table, scrolls sideways" : "wide output, scrolls sideways");
         const shown = cue || document.createElement("p");
         shown.className = "toybook-scroll-cue";
         shown.textContent = cueText(box);
         if (!cue) box.before(shown);
-      } else if (cue) {
-        cue.remove();
+      } else {
+        if (cue) cue.remove();
+        if (box.getAttribute("role") === "region") {
+          box.removeAttribute("tabindex");
+          box.removeAttribute("role");
+          box.removeAttribute("aria-label");
+        }
       }
     });
   }

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from toybook.checkpoint import summarize_evaluation
+from toybook.errors import ToybookError
 from toybook.registry import tasks
 from toybook.zoo import list_models
 
@@ -20,6 +21,14 @@ class Table:
 
     header: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
+
+    def __post_init__(self) -> None:
+        # a column without a name leaves its cells without a header for a screen reader
+        # (axe's td-has-header)
+        unnamed = [i for i, name in enumerate(self.header) if not str(name).strip()]
+        if unnamed:
+            raise ToybookError(f"column {unnamed[0]} of the table has no name: every column needs one "
+                               f"(header given: {self.header!r})")
 
     def _repr_markdown_(self) -> str:
         lines = ["| " + " | ".join(str(cell) for cell in self.header) + " |", "|" + "---|" * len(self.header)]
