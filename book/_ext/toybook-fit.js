@@ -58,9 +58,10 @@
         wide[path] = value === undefined ? null : JSON.parse(JSON.stringify(value));
       }
     });
-    if ("height" in update) {  // the box plotly's HTML gave the figure grows with it
-      figure.toybookBoxHeight ??= figure.parentElement.style.height;
-      figure.parentElement.style.height = `${update.height}px`;
+    const box = figure.parentElement;
+    if ("height" in update && (figure.toybookBoxHeight !== undefined || /px$/.test(box.style.height))) {
+      figure.toybookBoxHeight ??= box.style.height;  // the box plotly's HTML gave the figure grows with it
+      box.style.height = `${update.height}px`;
     }
     return Object.keys(update).length ? Plotly.relayout(figure, update) : Promise.resolve();
   }
@@ -99,7 +100,6 @@
   function reflow(figure) {
     const full = figure._fullLayout, plots = subplots(figure), size = full._size;
     const columns = [...new Set(plots.map((p) => round(p.xd[0])))].length;
-    const rows = [...new Set(plots.map((p) => round(p.yd[0])))].length;
     const narrowest = Math.min(...plots.map((p) => (p.xd[1] - p.xd[0]) * size.w));
     if (columns < 2 || narrowest >= MIN_COLUMN) return {};
     const gapX = 0.08, fit = Math.max(1, Math.floor((size.w * (1 + gapX)) / (MIN_COLUMN * 1.4 + gapX * size.w)));
@@ -118,7 +118,8 @@
     const gaps = [...Array(r - 1).keys()].map((row) => 12 + Math.max(...plots.slice(row * k, row * k + k).map(below)) +
       Math.max(0, ...titled.slice((row + 1) * k, (row + 2) * k).map((t) => t.lines * t.size * 1.3)));
     const height = r * rowHeight + gaps.reduce((sum, gap) => sum + gap, 0);
-    const grow = Math.max(0, ...titled.slice(0, k).map((t, n) => t.lines ? (t.lines - lineCount(titleOf(figure, plots[n])[0].text)) * t.size * 1.3 : 0));
+    const grow = Math.max(0, ...titled.slice(0, k).map((t) => (t.a ? (t.lines - lineCount(t.a.text)) * t.size * 1.3 : 0)));
+    const first = Math.min(...plots.map((p) => round(p.xd[0])));
     update.height = full.height - size.h + height + grow;
     if (grow) update["margin.t"] = full.margin.t + grow;
     let top = 1;
@@ -128,7 +129,7 @@
       const xd = [col * (width + gapX), col * (width + gapX) + width];
       update[`${p.x}.domain`] = xd.map(round);
       update[`${p.y}.domain`] = [top - rowHeight / height, top].map(round);
-      if (col === 0 && rows === 1 && n > 0) update[`${p.y}.showticklabels`] = true;
+      if (col === 0 && round(p.xd[0]) !== first) update[`${p.y}.showticklabels`] = true;  // it starts a row now
       const t = titled[n];
       if (t.a) {
         update[`annotations[${t.i}].x`] = round((xd[0] + xd[1]) / 2);
@@ -280,6 +281,10 @@
     if (!window.Plotly || !figure._fullLayout || figure.toybookFitting) return;
     const width = figure.getBoundingClientRect().width;
     if (Number(figure.dataset.toybookFit) === Math.round(width)) return;
+    if (width === 0) {  // not shown (a folded block): fitted when the window next changes
+      figure.dataset.toybookFit = 0;
+      return;
+    }
     figure.toybookFitting = true;
     try {
       if (figure.toybookBoxHeight !== undefined) figure.parentElement.style.height = figure.toybookBoxHeight;
@@ -290,9 +295,8 @@
       }
       figure.toybookWide = {};
       figure.toybookWideTraces = {};
+      await Plotly.Plots.resize(figure);  // plotly's own resize may not have run yet
       await change(figure, reflow(figure));
-      const moveLegend = legend(figure);
-      if (moveLegend) await moveLegend();
       await change(figure, titles(figure));
       for (const job of cellText(figure)) await job();
       for (const job of legendNames(figure)) await job();
@@ -307,6 +311,8 @@
         await change(figure, makeRoom(figure, room.at, room.push));
         last = room;
       }
+      const moveLegend = legend(figure);  // last: the steps above move what it may cover
+      if (moveLegend) await moveLegend();
       await change(figure, edges(figure));
       figure.dataset.toybookFit = Math.round(figure.getBoundingClientRect().width);
     } finally {
