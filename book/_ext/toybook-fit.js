@@ -120,6 +120,7 @@
     const height = r * rowHeight + gaps.reduce((sum, gap) => sum + gap, 0);
     const grow = Math.max(0, ...titled.slice(0, k).map((t) => (t.a ? (t.lines - lineCount(t.a.text)) * t.size * 1.3 : 0)));
     const first = Math.min(...plots.map((p) => round(p.xd[0])));
+    const labelled = plots.some((p) => full[p.x].showticklabels);
     update.height = full.height - size.h + height + grow;
     if (grow) update["margin.t"] = full.margin.t + grow;
     let top = 1;
@@ -130,6 +131,7 @@
       update[`${p.x}.domain`] = xd.map(round);
       update[`${p.y}.domain`] = [top - rowHeight / height, top].map(round);
       if (col === 0 && round(p.xd[0]) !== first) update[`${p.y}.showticklabels`] = true;  // it starts a row now
+      if (labelled && !full[p.x].showticklabels) update[`${p.x}.showticklabels`] = true;  // no row below it to name them
       const t = titled[n];
       if (t.a) {
         update[`annotations[${t.i}].x`] = round((xd[0] + xd[1]) / 2);
