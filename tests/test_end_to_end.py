@@ -134,7 +134,8 @@ def test_list_update_chapter_glues_the_recorded_and_sampled_results(built_book):
     text = squashed(page_text(page))
     assert squashed(f"Of all {recorded['n']:,} inputs, {recorded['n_wrong']:,} have a wrong answer") in text
     assert squashed("Sampled accuracy: 100.0000% (0 wrong)") in text
-    check_figures(page, plots=5, views=3)
+    assert "b0 correct" in text  # the sampled accuracy by idx: a table (all 100.0000%, no heatmap)
+    check_figures(page, plots=4, views=3)
     assert "vendor/circuitsvis.js" not in (built_book / "book" / "intro.html").read_text()
     assert (built_book / "_static" / "vendor" / "circuitsvis.js").exists()
 
@@ -167,6 +168,7 @@ def test_chapter_pages_have_the_reader_conveniences(built_book):
     source = page.read_text()
     for link in ("../_sources/book/list_update.ipynb", "../_sources/book/list_update.md"):
         assert f'href="{link}"' in source and (page.parent / link).exists()
+        assert "toybook @ git+https://github.com/toybook-org/toybook" in (page.parent / link).read_text()
     assert "https://mybinder.org/v2/gh/toybook-org/toybook/main?urlpath=tree/book/list_update.ipynb" in source
     assert ("https://colab.research.google.com/github/toybook-org/toybook/blob/main/"
             "book/list_update.ipynb") in source  # Colab opens the paired notebook

@@ -3,7 +3,8 @@
 Jupyter Book builds the launch buttons and the repository button from it. The chapters'
 install cells (which run only where toybook is missing: Colab, a downloaded notebook) name
 it as ``{{ repository_url }}``, which this extension writes in as each page is read, and
-``scripts/colab_notebooks.py`` does the same for the Colab notebooks. A fork sets its own
+``scripts/colab_notebooks.py`` does the same for the Colab notebooks; the copies of the
+sources a reader downloads from a page get it when the build finishes. A fork sets its own
 address there, and nowhere else.
 """
 
@@ -32,5 +33,14 @@ def setup(app):
     def source_read(app, docname, source):
         source[0] = fill(source[0], url.rstrip("/"))
 
+    def sources_copied(app, exception):  # the page's source a reader downloads
+        if exception is None and app.builder.format == "html":
+            for copy in (Path(app.outdir) / "_sources").rglob("*"):
+                if copy.is_file() and copy.suffix in {".md", ".txt", ".ipynb"}:
+                    text = copy.read_text(encoding="utf-8")
+                    if TOKEN in text:
+                        copy.write_text(fill(text, url.rstrip("/")), encoding="utf-8")
+
     app.connect("source-read", source_read)
+    app.connect("build-finished", sources_copied)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
