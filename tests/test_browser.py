@@ -382,12 +382,14 @@ def look(browser, site, axe_js, name, width, theme="light"):
 
 
 def accessibility(page, axe_js):
-    """axe-core's critical and serious violations (WCAG 2.1 A and AA, best practices, and the
-    experimental rules td-has-header and focus-order-semantics) as drawn."""
+    """axe-core's critical and serious violations (WCAG 2.1 A and AA, best practices), and
+    any of the experimental rules td-has-header and focus-order-semantics (the latter rates
+    a focusable box without a role "minor"), as drawn."""
     page.add_script_tag(content=axe_js)
     return page.evaluate("""async () => (await axe.run(document, {resultTypes: ["violations"],
             rules: {"td-has-header": {enabled: true}, "focus-order-semantics": {enabled: true}}}))
-        .violations.filter(v => v.impact === "critical" || v.impact === "serious")
+        .violations.filter(v => v.impact === "critical" || v.impact === "serious"
+                                || v.id === "td-has-header" || v.id === "focus-order-semantics")
         .map(v => `${v.impact} ${v.id} (${v.nodes.length}): ${v.nodes[0].target.join(" ")}`)""")
 
 
@@ -568,6 +570,25 @@ def test_figures_fit_the_page(seen, name, width, theme):
     405 px wide."""
     problems = seen(name, width, theme).layout_problems
     assert problems == [], f"{name} at {width} px: {problems[:20]}"
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_the_theme_s_own_controls_read_and_appear_once(browser, site, theme):
+    """The back-to-top button was white on orange (2.45:1), and a header band at desktop
+    widths held a second "Search Ctrl+K" field (book/_ext/toybook-reader.css)."""
+    page = open_drawn(browser, site, "book/methods", 1280, theme=theme)
+    searches = page.evaluate("() => [...document.querySelectorAll('.search-button-field')]"
+                             ".filter(b => b.getBoundingClientRect().width > 0).length")
+    ratio = page.evaluate("""() => {
+        const channels = (css) => (css.match(/[\\d.]+/g) || []).slice(0, 3).map(Number);
+        const luminance = ([r, g, b]) => [r, g, b].map(c => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; })
+          .reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
+        const style = getComputedStyle(document.querySelector('#pst-back-to-top'));
+        const [fg, bg] = [luminance(channels(style.color)), luminance(channels(style.backgroundColor))];
+        return (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    }""")
+    page.close()
+    assert searches == 1 and ratio >= 4.5, (searches, ratio)
 
 
 def test_a_figure_fitted_to_a_phone_is_laid_out_again_when_the_window_widens(browser, site):
