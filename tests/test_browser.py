@@ -757,6 +757,9 @@ def test_live_code_that_cannot_start_says_why_and_restores_the_cells(browser, si
     uncaught = []
     page.on("pageerror", lambda error: uncaught.append(str(error)))
     page.goto(f"{site}/book/max_of_2.html", wait_until="load")
+    page.wait_for_function("() => [...document.querySelectorAll('.plotly-graph-div')].every(d => d.dataset.toybookFit)",
+                           timeout=30_000)  # the figures as fitted to the page (toybook-fit.js), before the snapshot
+    page.wait_for_timeout(300)
     cells = "() => [...document.querySelectorAll('div.cell')].map(c => c.innerHTML.replace(/ tabindex=\"-?\\d\"/g, ''))"
     static = page.evaluate(cells)
     page.locator(".dropdown-launch-buttons button.dropdown-toggle").first.click()
