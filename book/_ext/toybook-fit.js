@@ -302,12 +302,12 @@
       await change(figure, titles(figure));
       for (const job of cellText(figure)) await job();
       for (const job of legendNames(figure)) await job();
-      for (let round = 0; round < 4; round++) {
+      for (let pass = 0; pass < 4; pass++) {
         const update = ticks(figure);
         if (!Object.keys(update).length) break;
         await change(figure, update);
       }
-      for (let round = 0, last = null; round < 8; round++) {
+      for (let pass = 0, last = null; pass < 8; pass++) {
         const room = stacked(figure);
         if (!room || (last && Math.abs(room.at - last.at) < 1 && room.push >= last.push)) break;  // no headway
         await change(figure, makeRoom(figure, room.at, room.push));
@@ -341,7 +341,6 @@
     }).observe(document.body, {childList: true, subtree: true});
   }
 
-  window.toybookFit = fitAll;
   if (document.readyState === "complete") watch();
   else window.addEventListener("load", watch);
 })();
