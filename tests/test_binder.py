@@ -35,3 +35,4 @@ def test_repo2docker_accepts_the_configuration():
     copy_repo = output.index("COPY --chown=0:0 src/ ${REPO_DIR}/")
     install = output.index('pip install --no-cache-dir -r "binder/requirements.txt"')
     assert copy_repo < install  # `-e .` needs the whole repository in place first
+    assert "graphviz" in output  # binder/apt.txt: the circuit diagrams need Graphviz's dot

@@ -4,6 +4,7 @@ environment is this machine's, the same behaviour everywhere."""
 
 import contextlib
 import html
+import html.parser
 import io
 import re
 
@@ -27,6 +28,43 @@ def squashed(text):
     """Text without whitespace: glued values sit in their own elements, so stripping tags
     leaves spaces around them that the prose does not have."""
     return "".join(text.split())
+
+
+class _Words(html.parser.HTMLParser):
+    """The words a reader reads on a page: the article's prose and outputs, not the code
+    inputs, scripts or styles."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.hidden, self.words = [], 0, []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.VOID:
+            return
+        hide = tag in ("script", "style") or "cell_input" in (dict(attrs).get("class") or "")
+        self.stack.append(hide)
+        self.hidden += hide
+
+    def handle_startendtag(self, tag, attrs):
+        pass
+
+    def handle_endtag(self, tag):
+        if tag not in self.VOID and self.stack:
+            self.hidden -= self.stack.pop()
+
+    def handle_data(self, data):
+        if not self.hidden:
+            self.words += data.split()
+
+
+def page_words(path):
+    """How many words of prose and outputs a built page's article holds (code inputs excluded)."""
+    article = re.search(r'<article class="bd-article"[^>]*>(.*)</article>', path.read_text(), re.S)[1]
+    parser = _Words()
+    parser.feed(article)
+    return len(parser.words)
 
 
 def check_figures(page, plots, views):
@@ -185,22 +223,52 @@ def test_chapter_pages_have_the_reader_conveniences(built_book):
 
 
 @pytest.mark.slow
-def test_max_of_2_chapter_shows_every_seed(built_book):
+def test_max_of_2_appendix_shows_every_seed(built_book):
     from toybook.sweep import read_sweep
     from toybook.zoo import SHIPPED_DIR
 
     sweep = read_sweep(SHIPPED_DIR, "max_of_2")
     n, grokked = len(sweep), sum(r.generalised_step is not None for r in sweep)
-    text = squashed(page_text(built_book / "book" / "max_of_2.html"))
+    text = squashed(page_text(built_book / "book" / "max_of_2_appendix.html"))
     assert squashed("Does it hold for other seeds?") in text
     assert squashed(f"{grokked} of the {n} seeds reached 99% test accuracy") in text
     assert squashed(f"holds for {sum(r.all_claims_hold for r in sweep)} of the {n} seeds") in text
 
 
 @pytest.mark.slow
-def test_list_update_chapter_compares_the_shortformer(built_book):
+def test_list_update_appendix_compares_the_shortformer(built_book):
     recorded = toybook.load_shipped("list_update_shortformer").metadata["evaluations"]["exhaustive"]
-    text = squashed(page_text(built_book / "book" / "list_update.html"))
+    text = squashed(page_text(built_book / "book" / "list_update_appendix.html"))
     assert squashed("The reference's architecture: shortformer positions".replace("'", "’")) in text
     assert squashed(f"The shortformer model is also exact: {recorded['n_wrong']:,} wrong of "
                     f"{recorded['n']:,} inputs") in text
+
+
+CHAPTERS = ("max_of_2", "list_update", "majority", "addition")
+LESSON_WORDS = 6000  # prose and outputs a chapter page may hold; the rest is in its appendix
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_each_chapter_is_a_lesson_that_draws_its_circuit_first(built_book, name):
+    """Before you start; the circuit diagram (an image named by the circuit in words) before
+    the first table; at most LESSON_WORDS words; its appendix linked and built."""
+    page = built_book / "book" / f"{name}.html"
+    source = page.read_text()
+    assert source.count('<figure class="toybook-circuit">') == 1
+    assert source.index('<figure class="toybook-circuit">') < source.index("<table")
+    label = re.search(r'<figure class="toybook-circuit"><svg role="img" aria-label="([^"]+)"', source)
+    assert label and label[1].startswith("Circuit of the reading") and "feeds answer logits" in label[1]
+    assert "Before you start" in source and f'href="{name}_appendix.html' in source
+    assert page_words(page) <= LESSON_WORDS, f"{name}: {page_words(page)} words"
+    appendix = built_book / "book" / f"{name}_appendix.html"
+    assert "every seed and every check" in page_text(appendix)
+
+
+def test_a_page_s_words_leave_out_its_code(tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text('<article class="bd-article"><p>two words</p><div class="cell docutils container">'
+                    '<div class="cell_input docutils container"><pre>print("not counted")</pre></div>'
+                    '<div class="cell_output"><pre>three more words</pre><script>var x = 1;</script></div>'
+                    '</div><br/><img src="a.png"/></article>')
+    assert page_words(page) == 5

@@ -4,7 +4,7 @@
 // bottom of a table that may be taller than the screen: a reader never learns that columns
 // are hidden. Checked by tests/test_browser.py (test_no_wide_block_hides_without_a_cue).
 (function () {
-  const WIDE = ".pst-scrollable-table-container, div.cell_output pre";
+  const WIDE = ".pst-scrollable-table-container, div.cell_output pre, figure.toybook-circuit";
 
   function cueText(box) {
     const row = box.querySelector("tr");
@@ -14,6 +14,7 @@
       return `↔ This table is wider than the page: ${whole.length} of its ${row.cells.length} ` +
         "columns fit; scroll it sideways for the rest.";
     }
+    if (box.matches("figure")) return "↔ This diagram is wider than the page: scroll it sideways to see it whole.";
     return "↔ These lines are wider than the page: scroll sideways to read them whole.";
   }
 
@@ -26,7 +27,8 @@
       if (wide) {
         box.tabIndex = 0;  // scrollable by keyboard too: a named region, as a focusable box must be
         box.setAttribute("role", "region");
-        box.setAttribute("aria-label", box.querySelector("tr") ? "wide table, scrolls sideways" : "wide output, scrolls sideways");
+        box.setAttribute("aria-label", box.querySelector("tr") ? "wide table, scrolls sideways"
+          : box.matches("figure") ? "wide diagram, scrolls sideways" : "wide output, scrolls sideways");
         const shown = cue || document.createElement("p");
         shown.className = "toybook-scroll-cue";
         shown.textContent = cueText(box);
