@@ -67,8 +67,14 @@ def toc_files():
     """The book's pages, as ``_toc.yml`` lists them (``book/intro``, ...)."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     files = [toc["root"]]
+
+    def add(entries):
+        for entry in entries:
+            files.append(entry["file"])
+            add(entry.get("sections", []))
+
     for part in toc.get("parts", []):
-        files += [chapter["file"] for chapter in part["chapters"]]
+        add(part["chapters"])
     return files
 
 
