@@ -12,7 +12,8 @@ given, its :class:`~toybook.analysis.faithfulness.Faithfulness`) into a Graphviz
   only its own), and a node at an answer position into the answer. The direct path from
   the embeddings to the answer is dashed: the scrub never touches it.
 
-Nothing is placed by hand: Graphviz's ``dot`` lays it out, top to bottom, a rank per layer.
+Nothing is placed by hand: Graphviz's ``dot`` lays it out, a rank per layer (top to bottom,
+or left to right where a layer has many boxes).
 The figure is SVG with its circuit stated in words as alt text (:attr:`CircuitDiagram.alt`);
 it draws in ``currentColor``, so it reads in either theme.
 """
@@ -22,6 +23,8 @@ from __future__ import annotations
 import html
 import re
 import shutil
+import textwrap
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -30,6 +33,8 @@ from toybook.errors import ToybookError
 from toybook.task import Task
 
 COLOURS = {"head": "#2f6fbf", "mlp": "#c05a00", "io": "#808080"}  # >= 3:1 on white and on #121212
+WRAP = 30  # characters per label line: long features wrap rather than widen the diagram
+ACROSS = 3  # more boxes than this in one layer, and the layers run left to right
 LEGIBLE = 0.7  # the smallest scale a diagram is drawn at (13 pt labels: 12 px); narrower, it scrolls
 INK = "#010203"  # drawn as currentColor: Graphviz knows no such colour, so the SVG is edited
 
@@ -84,11 +89,13 @@ class CircuitDiagram:
         return f"Circuit of the reading {self.reading.name!r}: " + " ".join(sentences)
 
     def dot(self) -> str:
-        """The Graphviz source: a rank per layer, top to bottom."""
+        """The Graphviz source: a rank per layer, top to bottom (left to right where a
+        layer has more than :data:`ACROSS` boxes, so that a phone can hold it)."""
         import graphviz  # noqa: PLC0415 (only drawing needs it)
 
+        widest = max(Counter(node.layer for node in self.nodes).values())
         graph = graphviz.Digraph(self.reading.name, graph_attr={
-            "rankdir": "TB", "bgcolor": "transparent", "nodesep": "0.25", "ranksep": "0.45",
+            "rankdir": "LR" if widest > ACROSS else "TB", "bgcolor": "transparent", "nodesep": "0.25", "ranksep": "0.45",
             "fontname": "Helvetica", "margin": "0.05"},
             node_attr={"shape": "box", "style": "rounded", "fontname": "Helvetica", "fontsize": "13",
                        "color": INK, "fontcolor": INK, "penwidth": "1.6",
@@ -97,9 +104,12 @@ class CircuitDiagram:
         for rank in sorted({node.layer for node in self.nodes}):
             with graph.subgraph() as same:
                 same.attr(rank="same")
-                for node in (n for n in self.nodes if n.layer == rank):
+                in_rank = sorted((n for n in self.nodes if n.layer == rank), key=lambda n: n.positions or (-1,))
+                for node in in_rank:
                     same.node(node.key, _label(node), color=COLOURS[node.kind],
                               penwidth="1.2" if node.kind == "io" else "2.2")
+                for a, b in zip(in_rank, in_rank[1:]):  # keep a layer's boxes in position order
+                    same.edge(a.key, b.key, style="invis")
         for a, b in self.edges:
             direct = a == "embed" and b == "answer"
             graph.edge(a, b, style="dashed" if direct else "solid",
@@ -134,7 +144,10 @@ class CircuitDiagram:
 
 
 def _label(node: Node) -> str:
-    lines = [node.title, node.where, node.reads]
+    where = [line for part in node.where.split(" → ") for line in textwrap.wrap(part, WRAP)]
+    if " → " in node.where:
+        where[-1] = "→ " + where[-1]
+    lines = [node.title, *where, *textwrap.wrap(node.reads, WRAP)]
     if node.drop is not None:
         lines.append(f"F lost without it: {node.drop:.2f}")
     return "\n".join(line for line in lines if line)
@@ -155,6 +168,8 @@ def _where(task: Task, positions: Sequence[int]) -> str:
     predicted = [answers[p] for p in positions if p in answers]
     if len(names) <= 3:
         where = "at " + ", ".join(f"{name} ({p})" for name, p in zip(names, positions))
+    elif list(positions) == list(range(positions[0], positions[-1] + 1)):
+        where = f"at {names[0]}..{names[-1]} ({positions[0]}–{positions[-1]})"
     else:
         where = f"at {len(names)} positions: {names[0]}..{names[-1]}"
     if not predicted:
