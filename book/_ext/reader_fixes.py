@@ -29,6 +29,9 @@ that fixes one upstream (or changes its markup) shows up there.
 - Plotly shrinks a figure laid out for a desktop column onto a phone: titles cut, subplot
   titles over each other, heatmap text of 3 px. ``toybook-fit.js`` lays each figure out
   again for the width it is shown at, where something does not fit.
+- The same theme's sidebar opens a chapter's sections (its appendix) with a ``<summary>``
+  that holds only a chevron icon: a control with no name (axe's ``summary-name``, serious).
+  It is named "Sections of" the chapter.
 - The same theme draws a header band at desktop widths holding only a second search
   field, and a back-to-top button at 2.45:1; a long name in inline code made a phone's
   page scroll sideways. ``toybook-reader.css`` fixes the three.
@@ -52,11 +55,18 @@ REWRITES = (
 
 
 THEME_ICON_TITLE = re.compile(r'(<i class="theme-switch [^"]*" data-mode="\w+")\s+title="[^"]*"')
+TOC_TOGGLE = re.compile(r'(<li class="toctree-l\d[^"]*has-children[^"]*">\s*<a [^>]*>)(.*?)(</a>\s*<details[^>]*>\s*<summary)>')
+
+
+def _named_toggle(match: re.Match) -> str:
+    title = re.sub(r"<[^>]+>", "", match[2]).replace('"', "&quot;")
+    return f'{match[1]}{match[2]}{match[3]} aria-label="Sections of {title}">'
 
 
 def rewrite(html: str) -> str:
     for old, new in REWRITES:
         html = html.replace(old, new)
+    html = TOC_TOGGLE.sub(_named_toggle, html)
     return THEME_ICON_TITLE.sub(r'\1 aria-hidden="true"', html)
 
 

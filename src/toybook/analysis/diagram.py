@@ -47,7 +47,7 @@ class Node:
     title: str  # first line: "L0H0", "MLP1", "value neurons"
     where: str  # second line: "at = (2)", "at 6 positions: A5..A0"
     reads: str  # third line: "reads only the larger operand", "kept whole"
-    kind: str  # "head", "mlp", "neurons" or "io"
+    kind: str  # "head" (attention only), "mlp" (an MLP, its neurons, or a mix) or "io"
     layer: float  # rank: -1 the embeddings, n_layers the answer
     positions: tuple[int, ...] = ()
     drop: float | None = None  # F lost when this group alone is resampled
@@ -84,7 +84,7 @@ class CircuitDiagram:
                              f"{_listed([_spoken(t) for t in targets])}.")
         if self.recovered is not None:
             sentences.append(f"The reading recovers F = {self.recovered:.2f} of the loss"
-                             + (f" (random readings of its size: at most {self.random_p95:.2f} in 95%)."
+                             + (f" (random readings of its size: {self.random_p95:.2f} at their 95th percentile)."
                                 if self.random_p95 is not None else "."))
         return f"Circuit of the reading {self.reading.name!r}: " + " ".join(sentences)
 
@@ -95,11 +95,10 @@ class CircuitDiagram:
 
         widest = max(Counter(node.layer for node in self.nodes).values())
         graph = graphviz.Digraph(self.reading.name, graph_attr={
-            "rankdir": "LR" if widest > ACROSS else "TB", "bgcolor": "transparent", "nodesep": "0.25", "ranksep": "0.45",
-            "fontname": "Helvetica", "margin": "0.05"},
+            "rankdir": "LR" if widest > ACROSS else "TB", "bgcolor": "transparent", "nodesep": "0.25",
+            "ranksep": "0.45", "fontname": "Helvetica", "margin": "0.05"},
             node_attr={"shape": "box", "style": "rounded", "fontname": "Helvetica", "fontsize": "13",
-                       "color": INK, "fontcolor": INK, "penwidth": "1.6",
-                       "margin": "0.12,0.06"},
+                       "color": INK, "fontcolor": INK, "penwidth": "1.6", "margin": "0.12,0.06"},
             edge_attr={"color": INK, "arrowsize": "0.7", "penwidth": "1.2"})
         for rank in sorted({node.layer for node in self.nodes}):
             with graph.subgraph() as same:
@@ -112,8 +111,7 @@ class CircuitDiagram:
                     same.edge(a.key, b.key, style="invis")
         for a, b in self.edges:
             direct = a == "embed" and b == "answer"
-            graph.edge(a, b, style="dashed" if direct else "solid",
-                       tooltip="the direct path: never scrubbed" if direct else f"{a} → {b}")
+            graph.edge(a, b, style="dashed" if direct else "solid")
         return graph.source
 
     def svg(self) -> str:
@@ -132,7 +130,7 @@ class CircuitDiagram:
             text = text.replace(size[0], f'<svg role="img" aria-label="{html.escape(self.alt)}" '
                                 f'style="width: 100%; max-width: {width:.0f}px; min-width: '
                                 f'{LEGIBLE * width:.0f}px"', 1)
-            text = re.sub(r"<title>[^<]*</title>", "", text)  # per-node tooltips; the figure's label is aria-label
+            text = re.sub(r"<title>[^<]*</title>", "", text)  # Graphviz's node ids; the figure's name is aria-label
             text = text.replace('fill="white"', 'fill="none"').replace('stroke="transparent"', 'stroke="none"')
             text = text.replace(INK, "currentColor")
             self._svg = text
@@ -204,8 +202,7 @@ def circuit_diagram(reading: Reading, task: Task, n_layers: int, result: Faithfu
         positions = tuple(sorted({p for c in components for p in (c.positions or range(task.n_ctx))}))
         features = {part.feature.name if part.feature is not None else WHOLE for part in parts}
         reads = "kept whole" if features == {WHOLE} else "reads only " + " / ".join(sorted(features - {WHOLE}))
-        kinds = {("head" if c.hook.endswith("hook_z") else "neurons" if c.hook.endswith("hook_post") else "mlp")
-                 for c in components}
+        kinds = {"head" if c.hook.endswith("hook_z") else "mlp" for c in components}
         drop = None if result is None or label not in result.drops else result.drops[label]
         nodes.append(Node(f"g{index}", _title(label, components), _where(task, positions), reads,
                           "head" if kinds == {"head"} else "mlp", layers[0] + (0.5 if "head" not in kinds else 0),
