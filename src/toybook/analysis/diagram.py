@@ -45,10 +45,10 @@ class Node:
 
     key: str
     title: str  # first line: "L0H0", "MLP1", "value neurons"
-    where: str  # second line: "at = (2)", "at 6 positions: A5..A0"
+    where: str  # second line: "at = (2)", "at =..A1 (11–16) → A5..A0"
     reads: str  # third line: "reads only the larger operand", "kept whole"
     kind: str  # "head" (attention only), "mlp" (an MLP, its neurons, or a mix) or "io"
-    layer: float  # rank: -1 the embeddings, n_layers the answer
+    layer: float  # rank: -1 the embeddings, L a layer's heads, L + 0.5 its MLP, n_layers + 1 the answer
     positions: tuple[int, ...] = ()
     drop: float | None = None  # F lost when this group alone is resampled
 
