@@ -219,3 +219,38 @@ def test_mlp_ablation_records_match_a_rerun(model):
         assert (rerun != recorded[place]).double().mean() <= 1e-3 and recorded[place].any()
     with pytest.raises(ToybookError, match="no MLP ablation"):
         mlp_ablation_scan(model, TASK, [(1, "y0")])
+
+
+def test_heads_by_subtask_finds_the_head_that_breaks_each_kind_of_digit():
+    """heads_by_subtask on a made-up scan: the head planted for each kind is found, with its
+    rate, and the layer-1 column reports layer 1's largest break only."""
+    from toybook.tasks.addition.circuit import heads_by_subtask
+
+    kinds = torch.tensor([[0, 1, 2], [0, 1, 2], [0, 0, 1], [2, 2, 0]])  # [B, A]: BA, UC1, US9
+    wrong = torch.zeros(2, 3, 5, *kinds.shape, dtype=torch.bool)  # [L, H, T, B, A]
+    wrong[0, 1, 4][kinds == 0] = True  # L0H1 at 4 breaks every base-add digit
+    wrong[1, 2, 3][kinds == 2] = True  # L1H2 at 3 breaks every US9 digit
+    wrong[0, 0, 2, 0, 1] = True  # L0H0 at 2 breaks one of the three UC1 digits
+    found = heads_by_subtask(wrong, kinds)
+    assert (found["BA"][0].layer, found["BA"][0].head, found["BA"][0].position, found["BA"][0].rate) == (0, 1, 4, 1.0)
+    assert found["BA"][1] == 0.0 and found["US9"][1] == 1.0
+    assert (found["US9"][0].layer, found["US9"][0].head) == (1, 2)
+    assert found["UC1"][0].rate == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("name", ["addition", "addition_s2", "addition_s3", "addition_s4"])
+def test_no_single_layer1_head_breaks_a_base_add(name):
+    """The statement this book and the reference's map share: mean-ablating one layer-1
+    head at one position breaks no answer digit that needs base add only (over 1,000 of
+    them in the recorded scan), on every two-layer model, while single layer-0 heads do."""
+    from toybook.tasks.addition.circuit import (
+        ABLATION_RECORD, ABLATION_SETTINGS, ablation_inputs, heads_by_subtask, read_ablation_record,
+    )
+
+    task = toybook.get_task("addition")
+    _, _, mix, _ = ablation_inputs(task, **ABLATION_SETTINGS)
+    kinds = task.digit_subtasks(mix)
+    wrong = read_ablation_record(toybook.load_shipped(name).metadata["evaluations"][ABLATION_RECORD])[1]
+    strongest, layer1 = heads_by_subtask(wrong, kinds)["BA"]
+    assert int((kinds == 0).sum()) >= 1000 and layer1 == 0.0
+    assert strongest.layer == 0 and strongest.rate > 0.05

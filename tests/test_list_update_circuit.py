@@ -206,3 +206,44 @@ def test_direct_paths_and_the_random_input_baseline(model):
         composition_paths(model, pairs, sender="L1")
     with pytest.raises(ToybookError, match="donors"):
         composition_paths(model, pairs, donors=TASK.generate(7, seed=4))
+
+
+def _with_state(model, change):
+    """A CPU copy of ``model`` with ``change(state)`` applied to its state dict."""
+    from toybook.model import copy_to
+
+    copy = copy_to(model, "cpu")
+    state = {name: value.clone() for name, value in copy.state_dict().items()}
+    change(state)
+    copy.load_state_dict(state)
+    return copy
+
+
+def test_the_weight_reading_sees_copying_and_composition_and_loses_them_when_they_are_cut(model):
+    """The weights' readings can fail: on the shipped model every OV circuit copies and the
+    composition terms outweigh the positional default; with the unembedding's columns
+    shuffled the OV circuits copy no more than chance, and with layer 0's output weights
+    zeroed there is no composition left to read."""
+    from toybook.tasks.list_update.weights import weight_reading
+
+    reading = weight_reading(model, TASK)
+    assert min(reading.ov_copies, reading.virtual_copies, reading.l0_copies) >= 0.95
+    assert all(max(k, q) + d > 0 for k, q, d in zip(reading.k_contrast, reading.q_contrast, reading.positional_default))
+    order = torch.randperm(50, generator=torch.Generator().manual_seed(0))
+    shuffled = _with_state(model, lambda s: s.update({"unembed.weight": s["unembed.weight"][order]}))
+    assert weight_reading(shuffled, TASK).ov_copies <= 0.1
+    cut = _with_state(model, lambda s: s.update({"blocks.0.attn.o.weight": torch.zeros_like(s["blocks.0.attn.o.weight"])}))
+    cut_reading = weight_reading(cut, TASK)
+    assert max(map(abs, cut_reading.k_contrast + cut_reading.q_contrast)) < 1e-6
+
+
+def test_seed_1s_b2_needs_keys_and_values_together():
+    """The appendix's account of seed 1's b2: layer 0's output carried into layer 1's keys
+    alone brings back about 0.7 of an idx change and few right answers, into its values alone
+    nothing, into both all of it."""
+    from toybook.tasks.list_update import record
+    from toybook.tasks.list_update.analysis import idx_receiver_sets
+
+    sets = idx_receiver_sets(toybook.load_model("list_update_s1"), record.path_pairs(TASK), ("k", "v", "kv"))
+    assert 0.5 < sets["k", 2][0] < 0.9 and sets["k", 2][1] < 0.5
+    assert abs(sets["v", 2][0]) < 0.05 and sets["kv", 2][0] > 0.95 and sets["kv", 2][1] > 0.95

@@ -124,3 +124,72 @@ def test_the_plateau_errors_are_a_drop_in_the_qk_scores():
     first_good = min(s for s in snapshots if s >= generalised)
     late = one_layer_circuits(snapshots[first_good], EQUALS, 2).qk_token[:64]
     assert float(late[cliff + 1] - late[cliff]) > 0
+
+
+def test_shifted_scores_are_the_softmax_of_the_shifted_scores(model):
+    """run_with_shifted_scores edits the pre-softmax scores and nothing else: no shift is the
+    model itself, and a shift gives the model run with the pattern softmax(QK scores +
+    shift), the scores read off the weights."""
+    from toybook.analysis import run_with_shifted_scores
+    from toybook.analysis.ablation import overwrite_hook
+
+    inputs = INPUTS[::97]
+    assert torch.allclose(run_with_shifted_scores(model, inputs, 2, torch.zeros(len(inputs), 3)), model(inputs),
+                          atol=1e-4)
+    shift = torch.randn(len(inputs), 2, generator=torch.Generator().manual_seed(0)) * 5
+    circuits = one_layer_circuits(model, EQUALS, 2)
+    scores = circuits.qk_token[inputs] + circuits.qk_pos[:3]
+    scores[:, :2] += shift.double()
+    expected = model.run_with_hooks(inputs, fwd_hooks=[(
+        "blocks.0.attn.hook_pattern", overwrite_hook((slice(None), 0, 2), scores.softmax(-1).float()))])
+    assert torch.allclose(run_with_shifted_scores(model, inputs, 2, shift), expected, atol=1e-3)
+    with pytest.raises(ToybookError, match="shift must be"):
+        run_with_shifted_scores(model, inputs, 2, torch.zeros(len(inputs), 4))
+
+
+def test_removing_the_drop_removes_the_plateau_models_attention_errors():
+    """The chapter's causal edit: on the mid-plateau snapshot, removing the one step of the
+    QK scores (every token above it lifted by its size) fixes most errors, more than the
+    same lift on random tokens ever does; what is left is the OV circuit's; lifting only the
+    tokens it leaves below makes things worse. A generalised model has no drop to remove."""
+    from toybook.tasks.max_of_2.plateau import edit_drop, mid_plateau_step
+
+    checkpoint = toybook.load_shipped("max_of_2")
+    snapshots = snapshot_models(checkpoint.path)
+    mid = snapshots[mid_plateau_step(checkpoint.metadata["history"], list(snapshots))]
+    edit = edit_drop(mid, TASK, n_random=20)
+    assert edit.drop.size > 10 and len(edit.drop.below) >= 5
+    assert edit.step_removed >= edit.as_trained + 0.04 and edit.step_removed >= edit.forced - 0.005
+    assert max(edit.step_removed_random) < edit.as_trained
+    assert edit.wrong_left == edit.wrong_left_ov > 0
+    assert edit.below_lifted < edit.as_trained
+    with pytest.raises(ToybookError, match="no drop to remove"):
+        edit_drop(checkpoint.model, TASK, n_random=1)
+
+
+@pytest.fixture(scope="module")
+def shipped_drop():
+    """The largest fall of the shipped model's QK scores halfway through its plateau."""
+    from toybook.tasks.max_of_2.plateau import mid_plateau_step, qk_scores, score_drop
+
+    checkpoint = toybook.load_shipped("max_of_2")
+    snapshots = snapshot_models(checkpoint.path)
+    return score_drop(qk_scores(snapshots[mid_plateau_step(checkpoint.metadata["history"], list(snapshots))])).size
+
+
+@pytest.mark.parametrize("seed", range(1, 11))
+def test_each_seeds_retrained_plateau_is_recorded_and_has_no_drop_like_the_shipped_one(seed, shipped_drop):
+    """The appendix reads the seeds' retrained snapshots from their sidecars: the record is
+    whole (61 snapshots, 64 scores each), its mid-plateau drop is the one its own scores
+    show, the retrain ends with every input right, and its largest fall is under a tenth of
+    the shipped seed's."""
+    from toybook.tasks.max_of_2.plateau import PLATEAU_RECORD, score_drop
+
+    record = toybook.load_shipped(f"max_of_2_s{seed}").metadata["evaluations"][PLATEAU_RECORD]
+    assert record["steps"] == list(range(0, 6001, 100)) and len(record["accuracy"]) == 61
+    assert all(len(scores) == 64 for scores in record["qk_scores"])
+    scores = torch.tensor(record["qk_scores"][record["steps"].index(record["mid_step"])], dtype=torch.float64)
+    drop = score_drop(scores)
+    assert drop.cliff == record["edit"]["cliff"] and abs(drop.size - record["edit"]["size"]) < 0.01
+    assert record["final_wrong"] == 0 and record["accuracy"][-1] == 1.0
+    assert record["edit"]["size"] < 0.1 * shipped_drop and record["edit"]["forced"] >= 0.99

@@ -49,7 +49,8 @@ def test_every_seed_section_makes_claims_for_all_seeds_and_the_shipped_model_hol
         assert len(hold_for_all(preset)) >= 2, preset
     # a claim made for the shipped model only is still asserted on it (test_claims.py)
     assert {c.name for c in claims_for("list_update") if not c.all_seeds} == {
-        "l1_reads_source", "forced_l1_attention", "l0_needed_for_updates", "l1_needed_for_kept"}
+        "l1_reads_source", "forced_l1_attention", "l0_needed_for_updates", "l1_needed_for_kept",
+        "weights_name_idx_route"}
 
 
 def test_every_recorded_seed_ships_its_weights():

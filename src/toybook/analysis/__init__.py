@@ -17,6 +17,7 @@ from toybook.analysis.circuits import OneLayerCircuits, one_layer_circuits
 from toybook.analysis.interventions import (
     hard_attention,
     run_with_hard_attention,
+    run_with_shifted_scores,
     run_without_attention_output,
     run_without_positional_embeddings,
 )
@@ -24,5 +25,5 @@ from toybook.analysis.patching import Patch, run_with_patches
 
 __all__ = [
     "OneLayerCircuits", "Patch", "hard_attention", "one_layer_circuits", "run_with_hard_attention",
-    "run_with_patches", "run_without_attention_output", "run_without_positional_embeddings",
+    "run_with_patches", "run_with_shifted_scores", "run_without_attention_output", "run_without_positional_embeddings",
 ]

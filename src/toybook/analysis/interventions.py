@@ -76,6 +76,28 @@ def _check_hard_attention(model, tokens: Tensor, query_pos, key_pos: Tensor, lay
 
 
 @torch.no_grad()
+def run_with_shifted_scores(
+    model: torch.nn.Module, tokens: Tensor, query_pos: int, shift: Tensor, layer: int = 0, head: int = 0,
+) -> Tensor:
+    """Logits when the query at ``query_pos`` scores key ``k`` of row ``b`` higher by
+    ``shift[b, k]`` (``[B, K]``, K ≤ ``query_pos + 1``) before the softmax: an edit of the QK
+    scores and of nothing else. Written on the pattern, since ``softmax(s + d)`` is
+    ``p·exp(d)`` renormalised."""
+    _check_hard_attention(model, tokens, query_pos, torch.zeros(len(tokens), dtype=torch.long), layer, head)
+    if shift.shape[0] != len(tokens) or shift.ndim != 2 or shift.shape[1] > query_pos + 1:
+        raise ToybookError(f"shift must be [B, K] with B = {len(tokens)} rows and K ≤ {query_pos + 1} "
+                           f"keys (attention is causal), got {list(shift.shape)}")
+
+    def lifted(pattern: Tensor) -> Tensor:  # [B, K]
+        row = pattern[:, head, query_pos].double()
+        row[:, :shift.shape[1]] *= shift.to(row.device).double().exp()
+        return (row / row.sum(-1, keepdim=True)).to(pattern.dtype)
+
+    hook = overwrite_hook((slice(None), head, query_pos), lifted)
+    return model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_pattern", hook)])
+
+
+@torch.no_grad()
 def run_without_attention_output(model: torch.nn.Module, tokens: Tensor, layer: int = 0) -> Tensor:
     """Logits with layer ``layer``'s attention output zeroed (the OV path removed)."""
     zero = lambda output, hook=None: torch.zeros_like(output)  # noqa: E731

@@ -34,7 +34,7 @@ from toybook.analysis.patching import Patch, patched_answers
 from toybook.errors import ToybookError
 from toybook.tasks.addition.analysis import question_sets
 from toybook.tasks.addition.task import (
-    AdditionTask, QuestionClass, operand_positions, prediction_position,
+    AdditionTask, DigitSubtask, QuestionClass, operand_positions, prediction_position,
 )
 
 
@@ -153,6 +153,31 @@ def _unpacked(bits: str, shape: Sequence[int]) -> Tensor:
 
 ABLATION_SETTINGS = {"n_reference": 2000, "reference_seed": 1, "n_probe": 1000, "probe_seed": 5,
                      "n_random": 200, "random_seed": 12, "per_layout": 8, "sets_seed": 11}
+@dataclass(frozen=True)
+class HeadBreak:
+    """The single head ablation (at one position) that breaks most of one kind of digit."""
+
+    layer: int
+    head: int
+    position: int
+    rate: float  # share of the digits of that kind it breaks
+
+
+def heads_by_subtask(wrong: Tensor, kinds: Tensor) -> dict[str, tuple[HeadBreak, float]]:
+    """Per digit sub-task (:class:`~toybook.tasks.addition.task.DigitSubtask` name): the head
+    ablation that breaks most digits needing it, and the most any layer-1 head breaks.
+    ``wrong`` is :func:`head_ablation_wrong`'s ``[L, H, T, B, A]``, ``kinds`` the questions'
+    :meth:`~toybook.tasks.addition.task.AdditionTask.digit_subtasks` ``[B, A]``. The
+    reference's table of heads per sub-task is this, for its model."""
+    out = {}
+    for kind in DigitSubtask:
+        rates = wrong[..., kinds == kind].float().mean(-1)  # [L, H, T]
+        layer, head, position = np.unravel_index(int(rates.argmax()), tuple(rates.shape))
+        out[kind.name] = (HeadBreak(int(layer), int(head), int(position), float(rates.max())),
+                          float(rates[1:].max()) if len(rates) > 1 else 0.0)
+    return out
+
+
 ABLATION_RECORD = "ablation_scans"  # a sidecar's record of ablation_record(model, task)
 
 

@@ -360,3 +360,27 @@ def composition_paths(
 ) -> dict[tuple[str, str, int], float]:
     """``{(varied, receiver, k): recovered}``: the fractions of :func:`path_effects` alone."""
     return path_effects(model, pairs, sender, donors)[0]
+
+
+RECEIVER_SETS = ("k", "q", "v", "kq", "kv", "qv", "kqv")
+
+
+@torch.no_grad()
+def idx_receiver_sets(
+    model: torch.nn.Module, pairs: list[PatchingPair], sets: tuple[str, ...] = RECEIVER_SETS,
+) -> dict[tuple[str, int], tuple[float, float]]:
+    """``{(receivers, k): (recovered, clean share)}``: layer 0's output carried from the clean
+    run of an ``idx`` pair into the corrupted one through a *set* of layer 1's inputs at once
+    (``"kv"``: keys and values together), for each answer ``b_k``. Where one input alone
+    brings back part of a change, this says whether the rest comes through another input or
+    only through two together (:func:`path_effects` takes them one at a time)."""
+    out = {}
+    for pair in (p for p in pairs if p.varied == "idx"):
+        clean, corrupted = pair.metric(model(pair.clean)), pair.metric(model(pair.corrupted))
+        cache = source_cache(model, pair.clean, [Patch("blocks.0.hook_attn_out")])
+        for receivers in sets:
+            logits = run_with_patches(model, pair.corrupted, [Patch("blocks.0.hook_attn_out")], cache=cache,
+                                      receivers=[Patch(f"blocks.1.attn.hook_{r}") for r in receivers])
+            out[receivers, pair.answer] = (recovered_fraction(pair.metric(logits), clean, corrupted).item(),
+                                           pair.clean_share(logits))
+    return out

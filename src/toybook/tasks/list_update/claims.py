@@ -22,6 +22,7 @@ from toybook.tasks.list_update.presets import (
     LIST_UPDATE, LIST_UPDATE_SHORTFORMER, LIST_UPDATE_SHORTFORMER_BATCHWISE,
 )
 from toybook.tasks.list_update.task import ListUpdateTask
+from toybook.tasks.list_update.weights import WeightReading, weight_reading
 
 TASK = ListUpdateTask()
 COMPARED = Inputs(2000, seed=99)  # the chapter's comparison inputs
@@ -80,12 +81,36 @@ def routed(model: nn.Module, task: ListUpdateTask, inputs: Inputs, field: str) -
     return getattr(route(model, task, inputs), field).min().item()
 
 
+@per_model
+def idx_paths(model: nn.Module, task: ListUpdateTask, inputs: Inputs) -> dict:
+    """Layer 0's key and query paths for an idx change (:func:`composition_paths`)."""
+    pairs = [pair for pair in patching_pairs(task, inputs.n, inputs.seed) if pair.varied == "idx"]
+    return composition_paths(model, pairs)
+
+
 def idx_through_qk(model: nn.Module, task: ListUpdateTask, inputs: Inputs) -> float:
     """Smallest, over b0..b2, of the share of an idx change path-patched from layer 0's output
     into layer 1's keys plus that into its queries."""
-    pairs = [pair for pair in patching_pairs(task, inputs.n, inputs.seed) if pair.varied == "idx"]
-    paths = composition_paths(model, pairs)
+    paths = idx_paths(model, task, inputs)
     return min(paths["idx", "k", k] + paths["idx", "q", k] for k in range(len(QUERY_POS)))
+
+
+@per_model
+def weights(model: nn.Module, task: ListUpdateTask) -> WeightReading:
+    return weight_reading(model, task)
+
+
+def copies(model: nn.Module, task: ListUpdateTask, circuit: str) -> float:
+    """Share of the values an OV circuit (``"ov_copies"``, ``"virtual_copies"``) maps to itself."""
+    return getattr(weights(model, task), circuit)
+
+
+def weights_name_the_route(model: nn.Module, task: ListUpdateTask, inputs: Inputs) -> float:
+    """Share of b0..b2 where the larger of the K- and Q-composition terms read off the weights
+    names the path (key or query) that carries more of an idx change under path patching."""
+    reading, paths = weights(model, task), idx_paths(model, task, inputs)
+    return sum((reading.k_contrast[k] > reading.q_contrast[k]) == (paths["idx", "k", k] > paths["idx", "q", k])
+               for k in range(len(QUERY_POS))) / len(QUERY_POS)
 
 
 ON_COMPARED = {"task": TASK, "inputs": COMPARED}
@@ -140,6 +165,15 @@ CLAIMS = {LIST_UPDATE.name: (
           "1's keys, plus the same into its queries: fraction of the logit difference "
           "recovered (smallest over b0..b2; 0 if idx reached layer 1 another way)",
           partial(idx_through_qk, task=TASK, inputs=PATH_PAIRS), 0.5, float("inf")),
+    Claim("l1_ov_copies", "layer 1's OV circuit W_E W_OV W_U maps each value to itself more "
+          "than to any other: share of the 50 values (chance 1/50)",
+          partial(copies, task=TASK, circuit="ov_copies"), 0.9, 1.0),
+    Claim("virtual_ov_copies", "the L0 → L1 virtual head's OV circuit maps each value to itself "
+          "more than to any other: share of the 50 values (chance 1/50)",
+          partial(copies, task=TASK, circuit="virtual_copies"), 0.9, 1.0),
+    Claim("weights_name_idx_route", "b0..b2 whose larger K- or Q-composition term, read off the "
+          "weights, names the path path patching finds larger for idx (share; a coin gives 1/2)",
+          partial(weights_name_the_route, task=TASK, inputs=PATH_PAIRS), 1.0, 1.0, all_seeds=False),
 )}
 
 # The shortformer models: the claim the shipped shortformer model breaks is restated as what
