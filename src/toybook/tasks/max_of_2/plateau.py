@@ -36,7 +36,9 @@ class ScoreDrop:
 
     @property
     def blocked(self) -> str:
-        return f"{self.below[0]}..{self.below[-1]}" if self.below else "none"
+        if not self.below:
+            return "none"
+        return str(self.below[0]) if len(self.below) == 1 else f"{self.below[0]}..{self.below[-1]}"
 
 
 def score_drop(scores: Tensor) -> ScoreDrop:
