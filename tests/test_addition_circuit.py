@@ -238,19 +238,23 @@ def test_heads_by_subtask_finds_the_head_that_breaks_each_kind_of_digit():
     assert found["UC1"][0].rate == pytest.approx(1 / 3)
 
 
+@pytest.fixture(scope="module")
+def scan_kinds():
+    """What each answer digit of the recorded head scan's questions needs, ``[B, A]``."""
+    from toybook.tasks.addition.circuit import ABLATION_SETTINGS, ablation_inputs
+
+    task = toybook.get_task("addition")
+    return task.digit_subtasks(ablation_inputs(task, **ABLATION_SETTINGS)[2])
+
+
 @pytest.mark.parametrize("name", ["addition", "addition_s2", "addition_s3", "addition_s4"])
-def test_no_single_layer1_head_breaks_a_base_add(name):
+def test_no_single_layer1_head_breaks_a_base_add(name, scan_kinds):
     """The statement this book and the reference's map share: mean-ablating one layer-1
     head at one position breaks no answer digit that needs base add only (over 1,000 of
     them in the recorded scan), on every two-layer model, while single layer-0 heads do."""
-    from toybook.tasks.addition.circuit import (
-        ABLATION_RECORD, ABLATION_SETTINGS, ablation_inputs, heads_by_subtask, read_ablation_record,
-    )
+    from toybook.tasks.addition.circuit import ABLATION_RECORD, heads_by_subtask, read_ablation_record
 
-    task = toybook.get_task("addition")
-    _, _, mix, _ = ablation_inputs(task, **ABLATION_SETTINGS)
-    kinds = task.digit_subtasks(mix)
     wrong = read_ablation_record(toybook.load_shipped(name).metadata["evaluations"][ABLATION_RECORD])[1]
-    strongest, layer1 = heads_by_subtask(wrong, kinds)["BA"]
-    assert int((kinds == 0).sum()) >= 1000 and layer1 == 0.0
+    strongest, layer1 = heads_by_subtask(wrong, scan_kinds)["BA"]
+    assert int((scan_kinds == 0).sum()) >= 1000 and layer1 == 0.0
     assert strongest.layer == 0 and strongest.rate > 0.05

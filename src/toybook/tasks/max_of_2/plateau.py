@@ -1,4 +1,4 @@
-"""The plateau, tested causally: the drop in the QK token scores, and an edit that lifts it.
+"""The plateau, tested causally: the drop in the QK token scores, and an edit that removes it.
 
 On the plateau the score that ``=`` gives a key token rises with the token except at one
 drop, so the tokens just above the drop lose to smaller ones. :func:`edit_drop` removes
