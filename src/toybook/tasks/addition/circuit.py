@@ -153,6 +153,8 @@ def _unpacked(bits: str, shape: Sequence[int]) -> Tensor:
 
 ABLATION_SETTINGS = {"n_reference": 2000, "reference_seed": 1, "n_probe": 1000, "probe_seed": 5,
                      "n_random": 200, "random_seed": 12, "per_layout": 8, "sets_seed": 11}
+
+
 @dataclass(frozen=True)
 class HeadBreak:
     """The single head ablation (at one position) that breaks most of one kind of digit."""

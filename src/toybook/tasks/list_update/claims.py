@@ -172,7 +172,8 @@ CLAIMS = {LIST_UPDATE.name: (
           "more than to any other: share of the 50 values (chance 1/50)",
           partial(copies, task=TASK, circuit="virtual_copies"), 0.9, 1.0),
     Claim("weights_name_idx_route", "b0..b2 whose larger K- or Q-composition term, read off the "
-          "weights, names the path path patching finds larger for idx (share; a coin gives 1/2)",
+          "weights, names the path that carries more of an idx change under path patching (share; "
+          "a coin gives 1/2)",
           partial(weights_name_the_route, task=TASK, inputs=PATH_PAIRS), 1.0, 1.0, all_seeds=False),
 )}
 
