@@ -169,14 +169,13 @@ def heads_by_subtask(wrong: Tensor, kinds: Tensor) -> dict[str, tuple[HeadBreak,
     """Per digit sub-task (:class:`~toybook.tasks.addition.task.DigitSubtask` name): the head
     ablation that breaks most digits needing it, and the most any layer-1 head breaks.
     ``wrong`` is :func:`head_ablation_wrong`'s ``[L, H, T, B, A]``, ``kinds`` the questions'
-    :meth:`~toybook.tasks.addition.task.AdditionTask.digit_subtasks` ``[B, A]``. The
-    reference's table of heads per sub-task is this, for its model."""
+    :meth:`~toybook.tasks.addition.task.AdditionTask.digit_subtasks` ``[B, A]``."""
     out = {}
     for kind in DigitSubtask:
         rates = wrong[..., kinds == kind].float().mean(-1)  # [L, H, T]
         layer, head, position = np.unravel_index(int(rates.argmax()), tuple(rates.shape))
-        out[kind.name] = (HeadBreak(int(layer), int(head), int(position), float(rates.max())),
-                          float(rates[1:].max()) if len(rates) > 1 else 0.0)
+        layer1 = float(rates[1:].max()) if len(rates) > 1 else 0.0
+        out[kind.name] = (HeadBreak(int(layer), int(head), int(position), float(rates.max())), layer1)
     return out
 
 
