@@ -30,7 +30,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             for section, line in getattr(report, "user_properties", ()):
                 if line not in notes.setdefault(section, []):
                     notes[section].append(line)
-    for section in ("the book", "reproducibility checked"):
+    for section in ("the book", "reproducibility checked", "in-browser models"):
         if notes.get(section):
             terminalreporter.section(section)
             for line in notes[section]:

@@ -8,7 +8,12 @@
   in ``~/.cache/toybook/npm`` or ``$TOYBOOK_NPM_CACHE``); Sphinx's ``mathjax_path`` and
   sphinx-thebe's ``THEBE_JS_URL`` point at the local copies;
 - ``toybook-thebe.js`` adapts sphinx-thebe 0.3 (written for Thebe 0.8) to Thebe 0.9 and
-  lets a local Jupyter server stand in for Binder (see ``toybook.live``).
+  lets a local Jupyter server stand in for Binder (see ``toybook.live``);
+- the "try it" widget (``toybook.browser``): every shipped model as an ONNX graph in
+  ``_static/toybook-models`` (``toybook.export``), the widget's script (``toybook-try.js``
+  with each task's ``widget.js`` appended) and style on the pages that show one, and
+  onnxruntime-web's WebAssembly build in ``_static/vendor/ort``, which the widget fetches
+  only when a reader opens it. Only that one runtime variant is copied (``ORT_FILES``).
 
 Everything is staged outside the book's own ``_static`` folder: Jupyter Book adds every
 script found under ``_static`` to every page. Inline scripts that Sphinx 7.4 registers
@@ -29,12 +34,15 @@ import circuitsvis
 import plotly
 from sphinx.errors import ExtensionError
 
+from toybook import browser
 from toybook.attention_view import CSS_CLASS
+from toybook.export import export_shipped
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 CIRCUITSVIS_JS = Path(circuitsvis.__file__).parent / "dist" / "cdn" / "iife.js"
 HERE = Path(__file__).parent
-NPM_PACKAGES = {"mathjax": "3.2.2", "thebe": "0.9.3"}
+NPM_PACKAGES = {"mathjax": "3.2.2", "thebe": "0.9.3", "onnxruntime-web": "1.31.1"}
+ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 MATHJAX_PARTS = ("tex-mml-chtml.js", "input", "output", "ui", "a11y", "adaptors", "sre")
 MATHJAX_JS = "vendor/mathjax/es5/tex-mml-chtml.js"
 THEBE_JS = "vendor/thebe/lib/index.js"
@@ -89,6 +97,15 @@ def stage_assets(app) -> None:
             shutil.copyfile(source, target)
     thebe = npm_package("thebe", NPM_PACKAGES["thebe"]) / "lib"
     shutil.copytree(thebe, vendor / "thebe" / "lib", dirs_exist_ok=True)
+    ort = npm_package("onnxruntime-web", NPM_PACKAGES["onnxruntime-web"]) / "dist"
+    (vendor / "ort").mkdir(exist_ok=True)
+    for name in ORT_FILES:
+        shutil.copyfile(ort / name, vendor / "ort" / name)
+    widget = [(HERE / "toybook-try.js").read_text()]
+    widget += [f"// {path.parent.name}/widget.js\n{path.read_text()}" for path in browser.task_scripts()]
+    (vendor / "toybook-try.js").write_text("\n".join(widget))
+    shutil.copyfile(HERE / "toybook-try.css", vendor / "toybook-try.css")
+    export_shipped(staging / "toybook-models")
     app.config.html_static_path.append(str(staging))
     app.add_js_file("vendor/plotly.min.js", priority=200)
     app.add_js_file("vendor/toybook-thebe.js", priority=600)
@@ -107,6 +124,9 @@ def configure(app, config) -> None:
 def per_page_scripts(app, pagename, templatename, context, doctree) -> None:
     if CSS_CLASS in context.get("body", ""):
         app.add_js_file("vendor/circuitsvis.js", priority=200)
+    if f'class="{browser.CSS_CLASS}"' in context.get("body", ""):
+        app.add_js_file("vendor/toybook-try.js", priority=600)
+        app.add_css_file("vendor/toybook-try.css")
     pathto = context["pathto"]
     unique, seen = [], set()
     for script in context.get("script_files", []):
