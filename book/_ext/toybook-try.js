@@ -126,9 +126,15 @@
     return `rgb(${from.map((c, i) => Math.round(c + (to[i] - c) * value)).join(",")})`;
   }
 
+  // room: the canvas's width in CSS pixels; token labels only where a cell can hold them
   function drawHead(canvas, pattern, offset, T, length, labels, room) {
-    const cell = Math.max(1, Math.min(36, Math.floor(Math.min(240, room) / length)));
-    const margin = length <= 24 ? 44 : 4;
+    let margin = length <= 24 ? 44 : 4;
+    let cell = Math.floor((room - margin) / length);
+    if (cell < 9) {
+      margin = 4;
+      cell = Math.floor((room - margin) / length);
+    }
+    cell = Math.max(1, Math.min(36, cell));
     const size = margin + cell * length;
     const ratio = window.devicePixelRatio || 1;
     canvas.width = size * ratio;
@@ -296,7 +302,7 @@
       const table = element("table", {class: "toybook-try-probs"});
       table.append(element("caption", {}, "Probabilities at each answer position"));
       const header = element("tr");
-      ["answer", "the model's choice", "runner-up", "right answer"].forEach((t) => header.append(element("th", {scope: "col"}, t)));
+      ["answer", "model's choice", "runner-up", "right"].forEach((t) => header.append(element("th", {scope: "col"}, t)));
       table.append(header);
       const indices = spec.shown === "last" ? [got.positions.length - 1] : got.positions.map((_, i) => i);
       indices.forEach((i) => {
@@ -318,7 +324,7 @@
       const labels = got.row.slice(0, length).map((token, i) => (spec.slot_separator[i] ? spec.slot_names[i] : `${spec.slot_names[i]}=${token}`));
       const query = got.positions[spec.shown === "last" ? got.positions.length - 1 : 0];
       heads.replaceChildren();
-      const room = (heads.clientWidth || 600) < 560 ? (heads.clientWidth - 16) / 2 - (length <= 24 ? 44 : 4) : 240;
+      const room = (heads.clientWidth || 600) < 560 ? (heads.clientWidth - 28) / 2 : 284;
       for (let l = 0; l < m.n_layers; l++) {
         for (let h = 0; h < m.n_heads; h++) {
           const offset = (l * m.n_heads + h) * T * T;
@@ -329,6 +335,7 @@
           const canvas = element("canvas", {role: "img", "aria-label":
             `Attention of head ${name}, rows are queries and columns keys over ${length} positions; from ${labels[query]} it attends most to ${labels[top]} (${(100 * row[top]).toFixed(0)}%)${state.off.has(name) ? "; this head is switched off, so its output is not used" : ""}`});
           drawHead(canvas, got.pattern, offset, T, length, labels, room);
+          figure.style.width = `max(${canvas.style.width}, 9rem)`;
           figure.append(canvas, element("figcaption", {}, `${name}${state.off.has(name) ? " (off)" : ""}: from ${labels[query]}, most to ${labels[top]} (${(100 * row[top]).toFixed(0)}%)`));
           heads.append(figure);
         }
