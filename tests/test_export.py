@@ -80,8 +80,9 @@ def test_a_component_the_model_lacks_is_refused_by_name():
         scales(model, ("L1H0",))
     with pytest.raises(ToybookError, match="no component 'MLP0'"):
         scales(model, ("MLP0",))
-    with pytest.raises(ToybookError, match="no component 'head'"):
-        scales(model, ("head",))
+    for bad in ("head", "L-1H0", "L0H0x", "MLP"):
+        with pytest.raises(ToybookError, match=f"no component '{bad}'"):
+            scales(model, (bad,))
 
 
 def test_the_widget_spec_and_its_refusals():

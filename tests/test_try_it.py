@@ -21,7 +21,7 @@ import toybook
 from conftest import ROOT
 from test_browser import ARTIFACTS, Seen, accessibility, axe_js, browser, open_drawn, outside_requests, site  # noqa: F401
 from toybook.analysis.ablation import overwrite_hook, run_with_ablations
-from toybook.browser import goal_met, task_models, widget_spec
+from toybook.browser import goal_met, model_answers, task_models, widget_spec
 
 pytestmark = pytest.mark.slow
 TASKS = ("max_of_2", "list_update", "majority", "addition")
@@ -66,23 +66,42 @@ def entry(task, name):
     return next(model for model in widget_spec(task)["models"] if model["name"] == name)
 
 
+def torch_run(model, tokens):
+    with torch.no_grad():
+        logits, cache = model.run_with_cache(tokens)
+    pattern = torch.stack([cache[f"blocks.{layer}.attn.hook_pattern"] for layer in range(model.cfg.n_layers)], 1)
+    return logits.double().numpy(), pattern.double().numpy()
+
+
 @pytest.mark.parametrize("task, name", MODELS)
-def test_the_browser_runs_each_model_as_torch_does(chapter, task, name):
+def test_the_browser_runs_each_model_as_torch_does(chapter, task, name, request):
+    """Against the torch model in float64 (its exact arithmetic): logits within 1e-4,
+    patterns within 1e-5. Against the float32 model as shipped: the same argmax, logits
+    within 1e-4, and patterns within 1e-5, or, where float32 torch is itself farther than
+    that from float64 (the second layer of two of the adders), within its own distance
+    plus 1e-6, noted in the run's summary."""
     page = chapter(task)
-    model = toybook.load_model(name)
+    model, exact = toybook.load_model(name), toybook.load_model(name).double()
     tokens = model.toybook_task.all_inputs() if task == "max_of_2" else model.toybook_task.generate(
         200 if task == "majority" else 256, seed=91)
     batch = 512 if task == "max_of_2" else 50
+    worst = np.zeros(5)
     for rows in tokens.split(batch):
         logits, pattern = in_browser(page, entry(task, name), rows)
-        with torch.no_grad():
-            expected, cache = model.run_with_cache(rows)
-        expected_pattern = torch.stack(
-            [cache[f"blocks.{layer}.attn.hook_pattern"] for layer in range(model.cfg.n_layers)], 1).numpy()
-        expected = expected.numpy()
-        assert (logits.argmax(-1) == expected.argmax(-1)).all()
-        assert np.abs(logits - expected).max() <= 1e-4
-        assert np.abs(pattern - expected_pattern).max() <= 1e-5
+        logits32, pattern32 = torch_run(model, rows)
+        logits64, pattern64 = torch_run(exact, rows)
+        assert (logits.argmax(-1) == logits32.argmax(-1)).all()
+        worst = np.maximum(worst, [np.abs(logits - logits64).max(), np.abs(pattern - pattern64).max(),
+                                   np.abs(logits - logits32).max(), np.abs(pattern - pattern32).max(),
+                                   np.abs(pattern32 - pattern64).max()])
+    to64, to32 = worst[:2], worst[2:4]
+    assert to64[0] <= 1e-4 and to64[1] <= 1e-5, f"against float64 torch: {to64}"
+    allowed = max(1e-5, worst[4] + 1e-6)
+    assert to32[0] <= 1e-4 and to32[1] <= allowed, f"against float32 torch: {to32}"
+    if allowed > 1e-5:
+        request.node.user_properties.append((
+            "in-browser models", f"{name}: float32 torch's own patterns are {worst[4]:.2e} from float64; "
+            f"the browser's are {to32[1]:.2e} from float32 torch and {to64[1]:.2e} from float64"))
 
 
 @pytest.mark.parametrize("task, name", MODELS)
@@ -220,3 +239,20 @@ def test_the_exercise_is_checked_in_the_page(browser, site, task):  # noqa: F811
     page.screenshot(path=str(ARTIFACTS / f"try_it_{task}_exercise.png"), full_page=False)
     page.close()
     assert spec.name == task
+
+
+def test_the_page_writes_the_answers_the_package_computes(chapter):
+    """Where the model errs (MLP0 off), the page's answers, fed back one at a time, are
+    ``toybook.browser.model_answers``'."""
+    page, rng = chapter("addition"), random.Random(97)
+    model = toybook.load_model("addition")
+    spec = widget_spec("addition")
+    inputs = [random_values("addition", rng) for _ in range(30)]
+    expected = model_answers(model, torch.stack([tokens for _, tokens in inputs]), ("MLP0",))
+    assert (expected != model.toybook_task.targets(torch.stack([t for _, t in inputs]))).any()
+    for (values, _), want in zip(inputs, expected):
+        got = page.evaluate("""async ({spec, values}) => {
+            const encoded = toybookTry.tasks.addition.encode(values);
+            return (await toybookTry.answer(spec, spec.models[0], encoded, ["MLP0"])).predicted; }""",
+                            {"spec": spec, "values": values})
+        assert got == want.tolist()

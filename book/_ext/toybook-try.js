@@ -30,11 +30,15 @@
     return runtime;
   }
 
+  // The model's bytes are fetched while the runtime loads.
   async function session(model) {
     if (!sessions[model.file]) {
-      sessions[model.file] = loadRuntime().then((ort) =>
-        ort.InferenceSession.create(new URL(`../toybook-models/${model.file}`, here).href,
-                                    {executionProviders: ["wasm"], graphOptimizationLevel: "all"}));
+      const bytes = fetch(new URL(`../toybook-models/${model.file}`, here)).then((response) => {
+        if (!response.ok) throw new Error(`the model ${model.file} could not be loaded (${response.status})`);
+        return response.arrayBuffer();
+      });
+      sessions[model.file] = Promise.all([loadRuntime(), bytes]).then(([ort, buffer]) =>
+        ort.InferenceSession.create(new Uint8Array(buffer), {executionProviders: ["wasm"]}));
       sessions[model.file].catch(() => { delete sessions[model.file]; });
     }
     return sessions[model.file];
@@ -92,8 +96,10 @@
     return exps.map((e) => e / total);
   }
 
-  // The model's own answer: answer tokens the format feeds back are written one at a time
-  // (greedy), each from the question and the model's answers before it.
+  // The model's own answer: answer tokens the format feeds back are the model's own, each
+  // written from the question and the model's answers before it (greedy). The right answers
+  // go in first; a run confirms every answer up to the first the model would write
+  // differently, which is put in for the next run, so a right answer takes one run.
   async function answer(spec, model, encoded, off) {
     const T = spec.n_ctx, length = encoded.tokens.length;
     const row = encoded.tokens.concat(new Array(T - length).fill(0));
@@ -104,13 +110,13 @@
       const logits = Array.from(result.logits.subarray(position * V, (position + 1) * V));
       return logits.indexOf(Math.max(...logits));
     };
-    if (spec.fed_back) {
-      for (let i = 0; i < count; i++) {
-        result = await run(model, [row], off);
-        row[start + i + 1] = argmax(start + i);
-      }
+    for (let first = 0; ;) {
+      result = await run(model, [row], off);
+      if (!spec.fed_back) break;
+      while (first < count && argmax(start + first) === row[start + first + 1]) first++;
+      if (first === count) break;
+      row[start + first + 1] = argmax(start + first);
     }
-    result = await run(model, [row], off);
     const positions = Array.from({length: count}, (_, i) => start + i);
     const probs = positions.map((p) => softmax(Array.from(result.logits.subarray(p * V, (p + 1) * V))));
     const predicted = positions.map(argmax);
@@ -253,7 +259,7 @@
 
     let pending = Promise.resolve();
     function update() {
-      pending = pending.then(render).catch((e) => { error.textContent = e.message; });
+      pending = pending.then(render).catch((e) => { error.textContent = `The model could not run here: ${e.message}`; });
       return pending;
     }
 
@@ -378,13 +384,9 @@
       if (!opening || state.opened) return;
       state.opened = performance.now();
       buildSwitches();
-      error.textContent = "Loading the model…";
-      try {
-        await update();
-        state.firstAnswer = performance.now() - state.opened;
-      } catch (e) {
-        error.textContent = `The model could not run here: ${e.message}`;
-      }
+      result.textContent = "Loading the runtime and the model…";
+      await update();
+      state.firstAnswer = performance.now() - state.opened;
     });
   }
 

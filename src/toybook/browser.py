@@ -75,6 +75,8 @@ def widget_spec(task: str, model: str | None = None, goal: dict[str, Any] | None
     answers = spec_task.answer_positions
     slots = spec_task.slots
     if goal is not None:
+        if goal.get("model", model) not in models:
+            raise ToybookError(f"try_it: the goal's model {goal['model']!r} is not a shipped model of {task!r}")
         check_goal(goal, model_entry(goal.get("model", model)))
     return {
         "task": task, "model": model, "models": [model_entry(name) for name in models],
