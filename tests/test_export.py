@@ -112,11 +112,10 @@ def test_the_answers_the_page_shows_are_written_one_at_a_time():
     # a model that makes mistakes: with MLP0 off, its own earlier digits are fed back
     broken = model_answers(model, tokens, ("MLP0",))
     assert (broken != task.targets(tokens)).any()
-    row = tokens[:1].clone()
-    forward = ScaledForward(model)
-    for i in range(6):
-        row[0, 12 + i] = forward(row, *scales(model, ("MLP0",)).values())[0][0, 11 + i].argmax()
-    assert (broken[0] == row[0, 12:]).all()
+    row, forward = tokens.clone(), ScaledForward(model)
+    for i in range(6):  # greedy, one digit at a time
+        row[:, 12 + i] = forward(row, *scales(model, ("MLP0",)).values())[0][:, 11 + i].argmax(-1)
+    assert (broken == row[:, 12:]).all()
 
 
 def test_goals_are_checked_as_the_page_checks_them():

@@ -101,11 +101,13 @@ def shows_last(task: Any) -> bool:
     return task.n_answers > 8
 
 
-def model_answers(model: torch.nn.Module, tokens: Tensor, off: tuple[str, ...] = (), batch: int = 1024) -> Tensor:
+def model_answers(model: torch.nn.Module, tokens: Tensor, off: tuple[str, ...] = (), batch: int = 256) -> Tensor:
     """``[B, A]``: the answers the widget shows for well-formed ``tokens [B, T]``, with
-    the components ``off`` zero-ablated: where the answers are fed back, each is written
-    from the question and the model's own answers before it (greedy), as the page does.
-    Runs ``batch`` sequences at a time."""
+    the components ``off`` zero-ablated. Where the answers are fed back, each is the
+    model's own, written from the question and its answers before it (greedy), found as
+    the page finds them: the right answers go in, and each run confirms every answer up to
+    the first the model would write differently, which goes in for the next run (a row the
+    model gets right takes one run). Runs ``batch`` sequences at a time."""
     from toybook.export import ScaledForward, scales
 
     task, forward = model.toybook_task, ScaledForward(model)
@@ -114,13 +116,17 @@ def model_answers(model: torch.nn.Module, tokens: Tensor, off: tuple[str, ...] =
     answers = []
     with torch.no_grad():
         for row in tokens.split(batch):
-            row = row.clone()
-            if fed_back(task):
-                for i in range(stop - start):
-                    row[:, start + i + 1] = forward(row, *switches)[0][:, start + i].argmax(-1)
-                answers.append(row[:, start + 1 : stop + 1])
-            else:
+            if not fed_back(task):
                 answers.append(forward(row, *switches)[0][:, start:stop].argmax(-1))
+                continue
+            row, todo = row.clone(), torch.arange(len(row))
+            while len(todo):
+                written = forward(row[todo], *switches)[0][:, start:stop].argmax(-1)
+                differ = written != row[todo, start + 1 : stop + 1]
+                todo, written, differ = todo[differ.any(-1)], written[differ.any(-1)], differ[differ.any(-1)]
+                first = differ.int().argmax(-1)
+                row[todo, start + 1 + first] = written[torch.arange(len(todo)), first]
+            answers.append(row[:, start + 1 : stop + 1])
     return torch.cat(answers)
 
 
