@@ -38,7 +38,7 @@
         return response.arrayBuffer();
       });
       sessions[model.file] = Promise.all([loadRuntime(), bytes]).then(([ort, buffer]) =>
-        ort.InferenceSession.create(new Uint8Array(buffer), {executionProviders: ["wasm"]}));
+        ort.InferenceSession.create(new Uint8Array(buffer), {executionProviders: ["wasm"], graphOptimizationLevel: "basic"}));
       sessions[model.file].catch(() => { delete sessions[model.file]; });
     }
     return sessions[model.file];
@@ -47,8 +47,9 @@
   // rows: equal-length token lists (n_ctx each); off: names such as "L1H0", "MLP0".
   // Returns logits [B, T, V] and pattern [B, L, H, T, T] as flat Float32Arrays with dims.
   async function run(model, rows, off = []) {
+    const live = await session(model);  // the runtime and the model's bytes, fetched together
     const ort = await loadRuntime();
-    const live = await session(model);
+    performance.mark("toybook-try:session");
     const T = rows[0].length;
     const tokens = new BigInt64Array(rows.length * T);
     rows.forEach((row, b) => row.forEach((token, t) => { tokens[b * T + t] = BigInt(token); }));
@@ -66,6 +67,7 @@
     };
     if (model.mlp) feeds.mlp_scale = new ort.Tensor("float32", mlp, [model.n_layers]);
     const out = await live.run(feeds);
+    performance.mark("toybook-try:run");
     return {logits: out.logits.data, logitsDims: out.logits.dims, pattern: out.pattern.data, patternDims: out.pattern.dims};
   }
 
@@ -284,6 +286,7 @@
       state.last = {values, encoded, got, whole, off};
       showResult(encoded, got, whole, off);
       drawHeads(got);
+      performance.mark("toybook-try:drawn");
       result.classList.remove("toybook-try-stale");
       heads.classList.remove("toybook-try-stale");
       if (goal) checkGoal(state.last);

@@ -167,8 +167,7 @@ class TryIt:
     def _repr_html_(self) -> str:
         data = html.escape(json.dumps(self.spec, separators=(",", ":")), quote=True)
         return (
-            f'<div class="{CSS_CLASS}" data-spec="{data}"><p>Try the model: this widget runs '
-            f"the trained {self.spec['task']} model in the page and needs JavaScript.</p></div>"
+            f'<div class="{CSS_CLASS}" data-spec="{data}"><p>Try the model (needs JavaScript).</p></div>'
         )
 
     def __repr__(self) -> str:
