@@ -167,7 +167,7 @@ class TryIt:
     def _repr_html_(self) -> str:
         data = html.escape(json.dumps(self.spec, separators=(",", ":")), quote=True)
         return (
-            f'<div class="{CSS_CLASS}" data-spec="{data}"><p>Try the model (needs JavaScript).</p></div>'
+            f'<div class="{CSS_CLASS}" data-spec="{data}"><p>Needs JavaScript.</p></div>'
         )
 
     def __repr__(self) -> str:
