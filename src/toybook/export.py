@@ -7,15 +7,15 @@ before ``W_O`` (TransformerLens' ``hook_z``), and a scale per MLP, multiplying t
 output (``hook_mlp_out``). A scale of 1 leaves the model as trained; 0 is the zero-ablation
 of :mod:`toybook.analysis.ablation`. It returns the logits and every layer's attention
 pattern, the two things the widget shows. Tests hold it to the model itself (logits,
-patterns and ablations). The exported graph keeps the weights in float32 and computes in
-float64: float32 sums in another order (WebAssembly's kernels, not the CPU's) drift from
-torch's by up to 2e-5 in the second layer's attention of the adder, where float64 stays
-within torch's own float32 error (5e-6), inside the 1e-5 the browser tests allow.
+patterns and ablations).
 
-:func:`export_onnx` writes one model's graph with ``torch.onnx`` (the dynamo exporter):
-one graph per architecture, then the weights of each model put in place of the first's
-(:func:`with_weights`), which is as exact as exporting each and about a hundred times
-faster.
+:func:`export_onnx` writes one model's graph with ``torch.onnx`` (the dynamo exporter). The
+graph keeps the weights in float32 and computes in float64: in float32, WebAssembly's
+kernels sum in another order than the CPU's and drifted 1.7e-5 from torch in the adder's
+second-layer attention, where in float64 the only difference left is torch's own float32
+rounding (tests/test_try_it.py). :func:`export_shipped` exports one graph per architecture
+and puts each other model's weights into it (:func:`with_weights`): the same outputs as
+exporting each model, in a quarter of the time.
 
 Exporting needs ``onnx`` and ``onnxscript`` (``pip install 'toybook[book]'``).
 
@@ -41,8 +41,9 @@ OUTPUTS = ("logits", "pattern")
 
 class ScaledForward(torch.nn.Module):
     """``model``'s forward pass from its weights (``[B, T]`` tokens →
-    ``logits [B, T, V]``, ``pattern [B, L, H, T, T]``), with ``head_scale [L, H]`` and, for
-    models with MLPs, ``mlp_scale [L]`` multiplying each component's output."""
+    ``logits [B, T, V]``, ``pattern [B, L, H, T, T]``, both float32), with ``head_scale
+    [L, H]`` and, for models with MLPs, ``mlp_scale [L]`` multiplying each component's
+    output; computed in ``dtype``."""
 
     def __init__(self, model: torch.nn.Module, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
