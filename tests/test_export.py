@@ -33,23 +33,31 @@ def test_the_written_out_forward_pass_is_the_model(name):
         assert torch.allclose(pattern, patterns(model, tokens), atol=1e-5, rtol=0)
 
 
+def components(model):
+    """Every head and MLP of ``model`` as the widget names them."""
+    config = model.toybook_config
+    heads = [f"L{layer}H{head}" for layer in range(config.n_layers) for head in range(config.n_heads)]
+    return heads + ([] if config.attn_only else [f"MLP{layer}" for layer in range(config.n_layers)])
+
+
+def zero_ablated(model, tokens, component):
+    """Logits with ``component`` ("L1H0", "MLP0") zero-ablated by ``toybook.analysis``."""
+    if component.startswith("MLP"):
+        return run_with_ablations(model, tokens, {f"blocks.{component[3:]}.hook_mlp_out": "zero"})
+    layer, head = map(int, component[1:].split("H"))
+    zero = overwrite_hook((slice(None), slice(None), head), torch.zeros(()))
+    return model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", zero)])
+
+
 @pytest.mark.parametrize("name", ONE_PER_ARCHITECTURE)
 def test_each_switch_is_the_package_s_zero_ablation(name):
     model = toybook.load_model(name)
-    config = model.toybook_config
     tokens = model.toybook_task.generate(16, seed=6)
     forward = ScaledForward(model)
-    for layer in range(config.n_layers):
-        for head in range(config.n_heads):
-            hook = overwrite_hook((slice(None), slice(None), head), torch.zeros(()))
-            expected = model.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", hook)])
-            got = forward(tokens, *scales(model, (f"L{layer}H{head}",)).values())[0]
-            assert torch.allclose(got, expected, atol=1e-4, rtol=0), f"L{layer}H{head}"
-            assert not torch.allclose(got, model(tokens), atol=1e-3), "the switch changed nothing"
-        if not config.attn_only:
-            expected = run_with_ablations(model, tokens, {f"blocks.{layer}.hook_mlp_out": "zero"})
-            got = forward(tokens, *scales(model, (f"MLP{layer}",)).values())[0]
-            assert torch.allclose(got, expected, atol=1e-4, rtol=0), f"MLP{layer}"
+    for component in components(model):
+        got = forward(tokens, *scales(model, (component,)).values())[0]
+        assert torch.allclose(got, zero_ablated(model, tokens, component), atol=1e-4, rtol=0), component
+        assert not torch.allclose(got, model(tokens), atol=1e-3), f"switching {component} off changed nothing"
 
 
 def test_a_graph_with_another_model_s_weights_is_that_model_s_graph(tmp_path):

@@ -18,9 +18,8 @@ import pytest
 import torch
 
 import toybook
-from conftest import ROOT
 from test_browser import ARTIFACTS, Seen, accessibility, axe_js, browser, open_drawn, outside_requests, site  # noqa: F401
-from toybook.analysis.ablation import overwrite_hook, run_with_ablations
+from test_export import components, patterns, zero_ablated
 from toybook.browser import goal_met, model_answers, task_models, widget_spec
 
 pytestmark = pytest.mark.slow
@@ -68,60 +67,49 @@ def entry(task, name):
 
 def torch_run(model, tokens):
     with torch.no_grad():
-        logits, cache = model.run_with_cache(tokens)
-    pattern = torch.stack([cache[f"blocks.{layer}.attn.hook_pattern"] for layer in range(model.cfg.n_layers)], 1)
-    return logits.double().numpy(), pattern.double().numpy()
+        return model(tokens).double().numpy(), patterns(model, tokens).double().numpy()
 
 
 @pytest.mark.parametrize("task, name", MODELS)
 def test_the_browser_runs_each_model_as_torch_does(chapter, task, name, request):
     """Against the torch model in float64 (its exact arithmetic): logits within 1e-4,
-    patterns within 1e-5. Against the float32 model as shipped: the same argmax, logits
-    within 1e-4, and patterns within 1e-5, or, where float32 torch is itself farther than
-    that from float64 (the second layer of two of the adders), within its own distance
-    plus 1e-6, noted in the run's summary."""
+    patterns within 1e-5. Against the float32 model as shipped: the same argmax, and logits
+    within 1e-4 and patterns within 1e-5, or, where float32 torch is itself farther than
+    that from float64 (the second layer of two of the adders; the margin differs with the
+    CPU kind), within its own distance plus 1e-6, noted in the run's summary."""
     page = chapter(task)
     model, exact = toybook.load_model(name), toybook.load_model(name).double()
     tokens = model.toybook_task.all_inputs() if task == "max_of_2" else model.toybook_task.generate(
         200 if task == "majority" else 256, seed=91)
     batch = 512 if task == "max_of_2" else 50
-    worst = np.zeros(5)
+    to64, to32, own = np.zeros(2), np.zeros(2), np.zeros(2)  # [logits, patterns]
     for rows in tokens.split(batch):
-        logits, pattern = in_browser(page, entry(task, name), rows)
-        logits32, pattern32 = torch_run(model, rows)
-        logits64, pattern64 = torch_run(exact, rows)
-        assert (logits.argmax(-1) == logits32.argmax(-1)).all()
-        worst = np.maximum(worst, [np.abs(logits - logits64).max(), np.abs(pattern - pattern64).max(),
-                                   np.abs(logits - logits32).max(), np.abs(pattern - pattern32).max(),
-                                   np.abs(pattern32 - pattern64).max()])
-    to64, to32 = worst[:2], worst[2:4]
+        got = in_browser(page, entry(task, name), rows)
+        float32, float64 = torch_run(model, rows), torch_run(exact, rows)
+        assert (got[0].argmax(-1) == float32[0].argmax(-1)).all()
+        distance = lambda a, b: [np.abs(a[i] - b[i]).max() for i in range(2)]  # noqa: E731
+        to64 = np.maximum(to64, distance(got, float64))
+        to32 = np.maximum(to32, distance(got, float32))
+        own = np.maximum(own, distance(float32, float64))
     assert to64[0] <= 1e-4 and to64[1] <= 1e-5, f"against float64 torch: {to64}"
-    allowed = max(1e-5, worst[4] + 1e-6)
-    assert to32[0] <= 1e-4 and to32[1] <= allowed, f"against float32 torch: {to32}"
-    if allowed > 1e-5:
-        request.node.user_properties.append((
-            "in-browser models", f"{name}: float32 torch's own patterns are {worst[4]:.2e} from float64; "
-            f"the browser's are {to32[1]:.2e} from float32 torch and {to64[1]:.2e} from float64"))
+    allowed = np.maximum([1e-4, 1e-5], own + 1e-6)
+    assert (to32 <= allowed).all(), f"against float32 torch: {to32}, allowed {allowed}"
+    for what, bound, index in (("logits", 1e-4, 0), ("patterns", 1e-5, 1)):
+        if allowed[index] > bound:
+            request.node.user_properties.append((
+                "in-browser models", f"{name}: float32 torch's own {what} are {own[index]:.2e} from float64; "
+                f"the browser's are {to32[index]:.2e} from float32 torch and {to64[index]:.2e} from float64"))
 
 
 @pytest.mark.parametrize("task, name", MODELS)
 def test_a_switched_off_component_is_the_package_s_zero_ablation(chapter, task, name):
     page = chapter(task)
     model = toybook.load_model(name)
-    config = model.toybook_config
     tokens = model.toybook_task.generate(4, seed=92)
-    components = [(f"L{layer}H{head}", f"blocks.{layer}.attn.hook_z", head)
-                  for layer in range(config.n_layers) for head in range(config.n_heads)]
-    components += [] if config.attn_only else [(f"MLP{layer}", f"blocks.{layer}.hook_mlp_out", None)
-                                               for layer in range(config.n_layers)]
-    for component, hook, head in components:
+    for component in components(model):
         logits, _ = in_browser(page, entry(task, name), tokens, off=(component,))
-        if head is None:
-            expected = run_with_ablations(model, tokens, {hook: "zero"})
-        else:
-            zero = overwrite_hook((slice(None), slice(None), head), torch.zeros(()))
-            expected = model.run_with_hooks(tokens, fwd_hooks=[(hook, zero)])
-        assert np.abs(logits - expected.detach().numpy()).max() <= 1e-4, component
+        expected = zero_ablated(model, tokens, component).detach().numpy()
+        assert np.abs(logits - expected).max() <= 1e-4, component
 
 
 def random_values(task, rng):
@@ -218,7 +206,7 @@ def test_the_exercise_is_checked_in_the_page(browser, site, task):  # noqa: F811
     goal = page.evaluate("() => JSON.parse(document.querySelectorAll('div.toybook-try')[1].dataset.spec).goal")
     assert goal is not None
     model = toybook.load_model(goal.get("model") or task)
-    spec, rng = toybook.get_task(task), random.Random(96)
+    rng = random.Random(96)
     for _ in range(20_000):
         values, tokens = random_values(task, rng)
         if task == "majority" and len(tokens) < 128:
@@ -238,7 +226,6 @@ def test_the_exercise_is_checked_in_the_page(browser, site, task):  # noqa: F811
                            timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / f"try_it_{task}_exercise.png"), full_page=False)
     page.close()
-    assert spec.name == task
 
 
 def test_the_page_writes_the_answers_the_package_computes(chapter):

@@ -49,7 +49,6 @@
   async function run(model, rows, off = []) {
     const live = await session(model);  // the runtime and the model's bytes, fetched together
     const ort = await loadRuntime();
-    performance.mark("toybook-try:session");
     const T = rows[0].length;
     const tokens = new BigInt64Array(rows.length * T);
     rows.forEach((row, b) => row.forEach((token, t) => { tokens[b * T + t] = BigInt(token); }));
@@ -67,7 +66,6 @@
     };
     if (model.mlp) feeds.mlp_scale = new ort.Tensor("float32", mlp, [model.n_layers]);
     const out = await live.run(feeds);
-    performance.mark("toybook-try:run");
     return {logits: out.logits.data, logitsDims: out.logits.dims, pattern: out.pattern.data, patternDims: out.pattern.dims};
   }
 
@@ -286,7 +284,6 @@
       state.last = {values, encoded, got, whole, off};
       showResult(encoded, got, whole, off);
       drawHeads(got);
-      performance.mark("toybook-try:drawn");
       result.classList.remove("toybook-try-stale");
       heads.classList.remove("toybook-try-stale");
       if (goal) checkGoal(state.last);
@@ -395,7 +392,7 @@
 
   window.toybookTry = {
     register: (name, task) => { tasks[name] = task; },
-    tasks, run, answer, parseField, loadRuntime,
+    tasks, run, answer,
     loaded: () => runtime !== null,
   };
   const start = () => document.querySelectorAll("div.toybook-try").forEach(build);
